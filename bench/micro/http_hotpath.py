@@ -1,0 +1,107 @@
+"""Per-request Python cost of the HTTP path with no sockets: a fake transport, a real event loop.
+
+    python bench/micro/http_hotpath.py [--profile] [--requests N]
+
+Feeds keep-alive GET requests to ``HTTPProtocol`` on 64 fake connections, lets the ASGI tasks
+run, and reports microseconds of CPU per request. Syscalls are excluded, so this isolates the
+server's own Python work (what the ASGI layer costs over a raw protocol).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import time
+from typing import Any
+
+import uvloop
+
+from krandog_asgi.config import Config
+from krandog_asgi.http_protocol import HTTPProtocol
+from krandog_asgi.state import ServerState
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+PLAIN = b"Hello, world!"
+HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+
+
+async def app(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": PLAIN})
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name)
+
+    def write(self, data: bytes) -> None:
+        self.written += 1
+
+    def writelines(self, data: Any) -> None:
+        self.written += 1
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+
+async def run(requests: int, conns: int) -> float:
+    config = Config(app=app, access_log=False)
+    config.load()
+    state = ServerState(config, app, asyncio.get_running_loop())
+    protos = []
+    for _ in range(conns):
+        p = HTTPProtocol(state)
+        p.connection_made(FakeTransport())  # type: ignore[arg-type]
+        protos.append(p)
+    rounds = requests // conns
+    t0 = time.process_time()
+    for _ in range(rounds):
+        for p in protos:
+            p.data_received(REQUEST)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    t1 = time.process_time()
+    assert all(p.transport.written >= rounds for p in protos)  # type: ignore[attr-defined]
+    return (t1 - t0) / (rounds * conns) * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=200_000)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    loop = uvloop.new_event_loop()
+    loop.run_until_complete(run(10_000, 64))
+    if args.profile:
+        pr = cProfile.Profile()
+        pr.enable()
+        loop.run_until_complete(run(args.requests, 64))
+        pr.disable()
+        pstats.Stats(pr).sort_stats("tottime").print_stats(20)
+    else:
+        us = min(loop.run_until_complete(run(args.requests, 64)) for _ in range(3))
+        print(f"{us:.2f} us per request (CPU, no syscalls)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Bytes every HTTP/1.1 response needs, built once: status lines, header checks, error pages.
+
+Shared by the HTTP protocol and the WebSocket handshake so both answer with the same framing rules.
+"""
+
+from __future__ import annotations
+
+import http
+import re
+
+__all__ = [
+    "ClientDisconnected",
+    "check_header",
+    "error_response",
+    "escape_for_log",
+    "status_line",
+]
+
+# RFC 9110 §5.6.2: field-name = token
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 §5.5: field-value may hold VCHAR, obs-text, SP and HTAB; any other control byte
+# (CR and LF above all) would let an app split the response.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send`` once the peer has gone away (ASGI: an OSError subclass)."""
+
+
+def check_header(name: bytes, value: bytes) -> None:
+    """Reject a header an app wants to send if it could corrupt the framing of the response."""
+    if type(name) is not bytes or type(value) is not bytes:  # noqa: E721 - exact types only
+        if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
+            raise TypeError(
+                f"Response header names and values must be bytes, got {name!r}: {value!r}"
+            )
+    if _TOKEN.fullmatch(name) is None:
+        raise ValueError(f"Invalid response header name {name!r}")
+    if _BAD_VALUE.search(value) is not None:
+        raise ValueError(f"Invalid response header value {value!r}")
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 <code> <phrase>\\r\\n``, cached per code."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if type(status) is not int or not 100 <= status <= 999:
+            raise ValueError(f"Invalid HTTP status code {status!r}")
+        try:
+            phrase = http.HTTPStatus(status).phrase.encode("ascii")
+        except ValueError:
+            phrase = b""
+        line = b"HTTP/1.1 %d %s\r\n" % (status, phrase)
+        _STATUS_LINES[status] = line
+    return line
+
+
+def error_response(status: int, message: str, extra_headers: bytes = b"") -> bytes:
+    """A complete ``Connection: close`` response with a short text body for errors we answer ourselves.
+
+    The body never echoes request data, so a hostile Host or path cannot be reflected.
+    """
+    body = message.encode("utf-8")
+    return b"".join(
+        [
+            status_line(status),
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n",
+            extra_headers,
+            b"\r\n",
+            body,
+        ]
+    )
+
+
+_LOG_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
+_LOG_ESCAPES[ord("\\")] = "\\\\"
+_LOG_ESCAPES[ord('"')] = '\\"'
+
+
+def escape_for_log(text: str) -> str:
+    """Make request data safe for a log line: no control characters, no ANSI, no fake new lines."""
+    if text.isprintable() and "\\" not in text and '"' not in text:
+        return text
+    out = text.translate(_LOG_ESCAPES)
+    # Non-ASCII control and format characters (e.g. U+2028, U+202E) are escaped too.
+    return "".join(c if c.isprintable() or c in "\\" else f"\\u{ord(c):04x}" for c in out)

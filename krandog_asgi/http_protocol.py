@@ -1,0 +1,899 @@
+"""HTTP/1.1 over an asyncio transport: httptools parses, ``RequestCycle`` speaks ASGI ``http``.
+
+One ``HTTPProtocol`` per connection owns the parser, the timers (through ``ServerState.tick``),
+flow control and the order of pipelined requests. Each request gets a ``RequestCycle``: the
+scope, the ``receive``/``send`` callables and the response framing. A WebSocket upgrade hands
+the parsed request and any bytes after it to ``ws_protocol`` without re-parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote_to_bytes
+
+import httptools
+
+from krandog_asgi.http_common import (
+    _STATUS_LINES,
+    ClientDisconnected,
+    check_header,
+    error_response,
+    escape_for_log,
+    status_line,
+)
+from krandog_asgi.proxy import apply_proxy_headers
+
+if TYPE_CHECKING:
+    from krandog_asgi.asgi_types import ASGIApp, Message, Scope
+    from krandog_asgi.state import ServerState
+
+__all__ = ["HTTPProtocol", "RequestCycle"]
+
+logger = logging.getLogger("krandog_asgi.error")
+access_logger = logging.getLogger("krandog_asgi.access")
+
+HIGH_WATER = 64 * 1024  # request body bytes buffered before we stop reading the socket
+LINGER = 2.0  # seconds we keep draining input after an error answer before closing
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CHUNKED = b"transfer-encoding: chunked\r\n"
+CLOSE = b"connection: close\r\n"
+KEEP_ALIVE = b"connection: keep-alive\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+CRLF = b"\r\n"
+METHODS: dict[bytes, str] = {}
+
+# Request header names the server looks at while building the scope.
+_HOST, _EXPECT, _TE, _CL, _UPGRADE, _FORWARDED = 1, 2, 3, 4, 5, 6
+_REQUEST_HEADERS = {
+    b"host": _HOST,
+    b"expect": _EXPECT,
+    b"transfer-encoding": _TE,
+    b"content-length": _CL,
+    b"upgrade": _UPGRADE,
+    b"x-forwarded-for": _FORWARDED,
+    b"x-forwarded-proto": _FORWARDED,
+}
+
+# Response header names the server interprets; everything else passes through untouched.
+_CONTENT_LENGTH, _CONNECTION, _TRANSFER_ENCODING, _SERVER, _DATE = 1, 2, 3, 4, 5
+_SPECIAL_HEADERS = {
+    b"content-length": _CONTENT_LENGTH,
+    b"connection": _CONNECTION,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"server": _SERVER,
+    b"date": _DATE,
+}
+
+
+class _Reject(Exception):
+    """Raised from a parser callback to stop parsing and answer with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class HTTPProtocol(asyncio.Protocol):
+    __slots__ = (
+        "app",
+        "client",
+        "config",
+        "cycle",
+        "deadline",
+        "deadline_is_header",
+        "head_bytes",
+        "headers",
+        "loop",
+        "parser",
+        "parsing",
+        "pipeline",
+        "read_paused",
+        "reading_head",
+        "scheme",
+        "server",
+        "server_addr",
+        "state",
+        "transport",
+        "trusted_peer",
+        "upgrade",
+        "url",
+        "write_paused",
+        "drain_waiter",
+        "closed",
+        "discarding",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.config = state.config
+        self.app = state.app
+        self.loop = state.loop
+        self.cycle: RequestCycle | None = None  # the cycle whose response is being produced
+        self.parsing: RequestCycle | None = None  # the cycle whose body is being parsed
+        self.pipeline: deque[RequestCycle] = deque()
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.reading_head = True
+        self.head_bytes = 0
+        self.deadline = 0.0
+        self.deadline_is_header = False
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.upgrade: tuple[Scope, bytes] | None = None
+        self.closed = False
+        self.discarding = False
+
+    # -- connection lifecycle ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast("asyncio.Transport", transport)
+        self.state.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        if isinstance(sock, tuple):
+            self.server_addr: tuple[str, int | None] | None = (str(sock[0]), int(sock[1]))
+        elif isinstance(sock, str) and sock:
+            self.server_addr = (sock, None)
+        else:
+            self.server_addr = None
+        self.scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        config = self.config
+        self.trusted_peer = config.proxy_headers and config.is_trusted_proxy(
+            self.client[0] if self.client else (sock if isinstance(sock, str) else None)
+        )
+        self.parser = httptools.HttpRequestParser(self)
+        # Version digits are checked by us (1.x served as 1.1, 2+ gets 505); data after a
+        # `Connection: close` request is ignored instead of being an error.
+        self.parser.set_dangerous_leniencies(lenient_version=True, lenient_data_after_close=True)
+        self.set_keep_alive_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        for cycle in (self.cycle, self.parsing, *self.pipeline):
+            if cycle is not None:
+                cycle.on_disconnect()
+        self.pipeline.clear()
+        self.deadline = 0.0
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        # A half-close from the client ends reading; responses in flight may still be written,
+        # but an idle connection can go now.
+        if self.discarding or (self.cycle is None and not self.pipeline):
+            self.transport.close()
+        return None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its low-water mark."""
+        if self.write_paused and not self.closed:
+            waiter = self.drain_waiter
+            if waiter is None:
+                waiter = self.drain_waiter = self.loop.create_future()
+            await waiter
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # -- timers (driven by ServerState.tick) ------------------------------------------------
+
+    def set_keep_alive_deadline(self) -> None:
+        self.deadline_is_header = False
+        timeout = self.config.timeout_keep_alive
+        self.deadline = self.loop.time() + timeout if timeout else 0.0
+
+    def on_deadline(self, now: float) -> None:
+        self.deadline = 0.0
+        if self.closed:
+            return
+        if self.discarding:
+            self.transport.close()
+        elif self.deadline_is_header:
+            logger.debug("Request header read timed out")
+            self.send_error(408, "Request header read timeout")
+        elif self.is_idle():
+            self.transport.close()
+
+    def is_idle(self) -> bool:
+        return self.cycle is None and not self.pipeline and self.head_bytes == 0
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close now if idle, else after the response in flight."""
+        if self.is_idle():
+            self.transport.close()
+            return
+        for cycle in (self.cycle, *self.pipeline):
+            if cycle is not None:
+                cycle.keep_alive = False
+
+    # -- parsing ----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            return
+        if self.reading_head:
+            if self.head_bytes == 0 and not self.deadline_is_header:
+                timeout = self.config.timeout_request_header
+                self.deadline = self.loop.time() + timeout if timeout else 0.0
+                self.deadline_is_header = True
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.on_upgrade(data[exc.args[0] :])
+            return
+        except httptools.HttpParserError as exc:
+            reject = exc.__context__
+            if isinstance(reject, _Reject):
+                self.send_error(reject.status, reject.message)
+            else:
+                logger.debug("Invalid HTTP request: %s", exc)
+                self.send_error(400, "Invalid HTTP request received.")
+            return
+        if self.reading_head and self.head_bytes > self.config.limit_request_headers:
+            self.send_error(431, "Request header fields too large.")
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.config.limit_request_line:
+            raise _Reject(414, "Request-URI too long.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self.headers
+        if len(headers) >= self.config.limit_request_fields:
+            raise _Reject(431, "Too many request header fields.")
+        headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        headers = self.headers
+        self.headers = []
+        url = self.url
+        self.url = b""
+        self.reading_head = False
+        self.deadline = 0.0
+        self.deadline_is_header = False
+        config = self.config
+        if self.head_bytes > config.limit_request_headers:
+            size = len(url) + sum(len(n) + len(v) + 4 for n, v in headers)
+            if size > config.limit_request_headers:
+                raise _Reject(431, "Request header fields too large.")
+
+        version = parser.get_http_version()
+        if version != "1.1":
+            if version[0] != "1" or version[1] != ".":
+                raise _Reject(505, "HTTP version not supported.")
+            if version != "1.0":
+                version = "1.1"  # RFC 9110 §6.2: answer a higher minor version as 1.1
+        hosts = 0
+        expect_continue = has_te = has_body = proxied = False
+        upgrade = b""
+        interesting = _REQUEST_HEADERS
+        for name, value in headers:
+            kind = interesting.get(name)
+            if kind is None:
+                continue
+            if kind == _HOST:
+                hosts += 1
+            elif kind == _EXPECT:
+                expect_continue = value.lower() == b"100-continue"
+            elif kind == _TE:
+                has_te = has_body = True
+            elif kind == _CL:
+                has_body = has_body or value != b"0"
+            elif kind == _UPGRADE:
+                upgrade = value
+            else:
+                proxied = True
+        if version == "1.1":
+            if hosts != 1:
+                raise _Reject(400, "A request must carry exactly one Host header.")
+        elif hosts > 1:
+            raise _Reject(400, "A request must carry at most one Host header.")
+        elif has_te:
+            # RFC 9112 §6.1: chunked framing from an HTTP/1.0 client cannot be trusted.
+            raise _Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0 requests.")
+
+        method_b = parser.get_method()
+        method = METHODS.get(method_b)
+        if method is None:
+            method = METHODS[method_b] = method_b.decode("ascii")
+
+        raw = url
+        if raw[:1] != b"/":
+            if raw == b"*" and method == "OPTIONS":
+                raw = b"*"
+            else:
+                try:
+                    parsed = httptools.parse_url(raw)
+                except httptools.HttpParserInvalidURLError:
+                    raise _Reject(400, "Invalid request target.") from None
+                raw = parsed.path or b"/"
+                if parsed.query:
+                    raw += b"?" + parsed.query
+        if b"#" in raw:
+            raw = raw.partition(b"#")[0]
+        raw_path, _, query = raw.partition(b"?")
+        if b"%" in raw_path:
+            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        else:
+            path = raw_path.decode("utf-8", "replace")
+        root_path = config.root_path
+
+        scope: Scope = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": version,
+            "server": self.server_addr,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": method,
+            "root_path": root_path,
+            "path": root_path + path if root_path else path,
+            "raw_path": root_path.encode("utf-8") + raw_path if root_path else raw_path,
+            "query_string": query,
+            "headers": headers,
+            "state": self.state.lifespan_state.copy(),
+        }
+        if proxied and self.trusted_peer:
+            apply_proxy_headers(scope, config)
+
+        if upgrade and parser.should_upgrade():
+            if has_body:
+                # The parser does not frame the body of an upgrade request; refusing it is the
+                # only way to be sure no byte of it is read as a second request.
+                raise _Reject(400, "Upgrade requests with a body are not supported.")
+            if config.ws and b"websocket" in upgrade.lower():
+                self.upgrade = (scope, b"")
+                return
+
+        state = self.state
+        cycle = RequestCycle(
+            self, scope, parser.should_keep_alive() and not state.shutting_down, expect_continue
+        )
+        self.parsing = cycle
+        if self.cycle is None:
+            self.cycle = cycle
+            if state.access_log:
+                cycle.start_time = self.loop.time()
+            cycle.task = self.loop.create_task(cycle.run_asgi(self.app))
+        else:
+            # A pipelined request: answered strictly after the one in flight.
+            self.pipeline.append(cycle)
+            self.pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.reading_head = True
+        self.head_bytes = 0
+        cycle = self.parsing
+        if cycle is not None:
+            self.parsing = None
+            cycle.on_body_complete()
+
+    def on_upgrade(self, rest: bytes) -> None:
+        """The parser stopped at an upgrade; ``rest`` is everything after the request head."""
+        if self.upgrade is None:
+            # Not a WebSocket upgrade (h2c, CONNECT, or --ws none): served as plain HTTP
+            # above; go on parsing what follows.
+            if rest:
+                self.data_received(rest)
+            return
+        scope, _ = self.upgrade
+        self.upgrade = (scope, rest)
+        if self.cycle is None:
+            self.switch_to_websocket()
+        else:
+            self.pause_reading()  # switched once the response in flight is done
+
+    def switch_to_websocket(self) -> None:
+        from krandog_asgi.ws_protocol import WebSocketProtocol
+
+        assert self.upgrade is not None
+        scope, rest = self.upgrade
+        self.upgrade = None
+        self.state.connections.discard(self)
+        protocol = WebSocketProtocol(self.state, scope, self.transport, self.client)
+        self.transport.set_protocol(protocol)
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        protocol.start(rest)
+
+    # -- responses --------------------------------------------------------------------------
+
+    def send_error(self, status: int, message: str) -> None:
+        """Answer a request we refuse ourselves, then close (the stream can no longer be trusted)."""
+        self.reading_head = False
+        self.deadline = 0.0
+        self.deadline_is_header = False
+        if self.closed or self.transport.is_closing():
+            return
+        if self.cycle is not None and self.cycle.response_started:
+            # The response in flight owns the wire; cutting it is all we can do.
+            self.transport.close()
+            return
+        for cycle in (self.cycle, self.parsing, *self.pipeline):
+            if cycle is not None:
+                cycle.on_disconnect()
+        self.cycle = self.parsing = None
+        self.pipeline.clear()
+        self.transport.write(error_response(status, message, self.state.default_headers))
+        self.close_lingering()
+
+    def close_lingering(self) -> None:
+        """Close after an error answer, but keep draining input for a moment.
+
+        Closing a socket with unread input makes the kernel send a reset, and a client that is
+        still uploading may then lose our answer before reading it.
+        """
+        transport = self.transport
+        self.discarding = True
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.deadline = self.loop.time() + LINGER
+            self.deadline_is_header = False
+        else:
+            transport.close()
+            self.closed = True
+
+    def on_cycle_done(self, cycle: RequestCycle) -> None:
+        """The response of ``cycle`` is complete: start the next request or wait for one."""
+        if self.cycle is not cycle:
+            return
+        self.cycle = None
+        if not cycle.keep_alive or self.closed:
+            if self.closed:
+                return
+            if self.parsing is not None:
+                self.close_lingering()  # the client may still be sending the request body
+            else:
+                self.transport.close()
+                self.closed = True
+            return
+        if self.pipeline:
+            nxt = self.pipeline.popleft()
+            self.cycle = nxt
+            if not self.pipeline and self.upgrade is None:
+                self.resume_reading()
+            nxt.start(self.app)
+            return
+        if self.upgrade is not None:
+            self.switch_to_websocket()
+            return
+        if self.parsing is None and self.reading_head:
+            if self.head_bytes == 0:
+                self.set_keep_alive_deadline()
+        self.resume_reading()
+
+
+class RequestCycle:
+    """One request and its response: the ASGI ``receive``/``send`` pair for an ``http`` scope."""
+
+    __slots__ = (
+        "body",
+        "body_complete",
+        "body_size",
+        "bytes_sent",
+        "chunked",
+        "content_length",
+        "disconnected",
+        "expect_continue",
+        "head",
+        "head_pending",
+        "keep_alive",
+        "more_body_delivered",
+        "no_body",
+        "protocol",
+        "response_complete",
+        "response_started",
+        "scope",
+        "start_time",
+        "status",
+        "task",
+        "transport",
+        "waiter",
+    )
+
+    def __init__(
+        self, protocol: HTTPProtocol, scope: Scope, keep_alive: bool, expect_continue: bool
+    ) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.body_complete = False
+        self.more_body_delivered = False
+        self.disconnected = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.response_started = False
+        self.response_complete = False
+        self.head_pending = False
+        self.bytes_sent = 0
+        self.task: asyncio.Task[None] | None = None
+        # Set by start_response before any reader looks at them.
+        self.head: bytes
+        self.status: int
+        self.chunked: bool
+        self.no_body: bool
+        self.content_length: int | None
+        self.start_time: float
+
+    def start(self, app: ASGIApp) -> None:
+        protocol = self.protocol
+        if protocol.state.access_log:
+            self.start_time = protocol.loop.time()
+        self.task = protocol.loop.create_task(self.run_asgi(app))
+
+    async def run_asgi(self, app: ASGIApp) -> None:
+        state = self.protocol.state
+        cycles = state.cycles
+        limit = state.config.limit_concurrency
+        if limit is not None and (len(cycles) >= limit or len(state.connections) > limit):
+            logger.warning("Exceeded concurrency limit.")
+            app = _service_unavailable
+        cycles.add(self)
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self.on_app_error(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if result is not None:
+                logger.error("ASGI callable returned a value other than None: %r", result)
+            if not self.response_started:
+                if not self.disconnected:
+                    logger.error("ASGI callable returned without starting response.")
+                    self.send_500()
+            elif not self.response_complete and not self.disconnected:
+                logger.error("ASGI callable returned without completing response.")
+                self.abort()
+        finally:
+            cycles.discard(self)
+
+    def on_app_error(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            if not self.response_complete:
+                self.abort()
+            return
+        if isinstance(exc, ClientDisconnected) and self.disconnected:
+            return
+        logger.error("Exception in ASGI application", exc_info=exc)
+        if not self.response_started:
+            self.send_500()
+        elif not self.response_complete:
+            self.abort()
+
+    def send_500(self) -> None:
+        if self.disconnected:
+            return
+        self.keep_alive = False
+        self.response_started = self.response_complete = True
+        self.status = 500
+        data = error_response(500, "Internal Server Error", self.protocol.state.default_headers)
+        self.bytes_sent = len(data)
+        self.transport.write(data)
+        self.finish()
+
+    def abort(self) -> None:
+        """The response cannot be completed: closing is the only honest signal left."""
+        self.keep_alive = False
+        self.response_complete = True
+        if not self.disconnected:
+            self.transport.close()
+        self.finish()
+
+    # -- request body (parser side) ---------------------------------------------------------
+
+    def on_body(self, chunk: bytes) -> None:
+        if self.response_complete or self.disconnected:
+            return  # nobody will read it; keep parsing to reach the next request
+        self.body.append(chunk)
+        self.body_size += len(chunk)
+        limit = self.protocol.config.limit_request_body
+        if limit is not None and self.body_size > limit:
+            raise _Reject(413, "Request body too large.")
+        if self.body_size > HIGH_WATER:
+            self.protocol.pause_reading()
+        self.wake()
+
+    def on_body_complete(self) -> None:
+        self.body_complete = True
+        self.wake()
+
+    def on_disconnect(self) -> None:
+        self.disconnected = True
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- ASGI receive -----------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if (
+            self.expect_continue
+            and not self.response_started
+            and not self.body_complete
+            and not self.disconnected
+        ):
+            self.expect_continue = False
+            self.transport.write(CONTINUE)
+        while not (self.disconnected or self.response_complete):
+            if self.body or (self.body_complete and not self.more_body_delivered):
+                return self.take_body()
+            protocol = self.protocol
+            if protocol.read_paused and protocol.cycle is self and not protocol.pipeline:
+                protocol.resume_reading()
+            waiter = self.waiter = protocol.loop.create_future()
+            await waiter
+        return {"type": "http.disconnect"}
+
+    def take_body(self) -> Message:
+        body = self.body
+        if len(body) == 1:
+            data = body[0]
+        else:
+            data = b"".join(body)
+        self.body = []
+        self.body_size = 0
+        more = not self.body_complete
+        if not more:
+            self.more_body_delivered = True
+        return {"type": "http.request", "body": data, "more_body": more}
+
+    # -- ASGI send --------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if self.disconnected:
+            raise ClientDisconnected("The client disconnected")
+        if kind == "http.response.body":
+            if not self.response_started or self.response_complete:
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.body' "
+                    + ("after response already completed." if self.response_started else "")
+                    + ("before 'http.response.start'." if not self.response_started else "")
+                )
+            self.write_body(message.get("body", b""), message.get("more_body", False))
+            if self.protocol.write_paused:
+                await self.protocol.drain()
+                if self.disconnected:
+                    raise ClientDisconnected("The client disconnected")
+        elif kind == "http.response.start":
+            if self.response_started:
+                raise RuntimeError("Unexpected ASGI message 'http.response.start' sent twice.")
+            self.start_response(message)
+        else:
+            raise RuntimeError(f"Unexpected ASGI message type {kind!r} in an HTTP connection.")
+
+    def start_response(self, message: Message) -> None:
+        status = message["status"]
+        protocol = self.protocol
+        parts = [_STATUS_LINES.get(status) or status_line(status), protocol.state.default_headers]
+        content_length: int | None = None
+        keep_alive = self.keep_alive
+        replace_defaults = False
+        cache = _HEADER_CACHE
+        for header in message.get("headers", ()):
+            try:
+                line, kind = cache[header]
+            except (KeyError, TypeError):
+                line, kind = _render_header(header)
+            if kind:
+                name, value = header
+                if kind == _CONTENT_LENGTH:
+                    if not value.isdigit() or (
+                        content_length is not None and int(value) != content_length
+                    ):
+                        raise ValueError(f"Invalid content-length header {value!r}")
+                    content_length = int(value)
+                elif kind == _CONNECTION:
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    continue  # the server decides and writes the connection header itself
+                elif kind == _TRANSFER_ENCODING:
+                    continue  # framing is the server's job
+                else:
+                    replace_defaults = True
+            parts.append(line)
+        if replace_defaults:
+            parts[1] = _merge_defaults(protocol.state.default_headers, parts[2:])
+        scope = self.scope
+        no_body = scope["method"] == "HEAD" or status in (204, 304) or status < 200
+        if status == 101:
+            raise ValueError("Status 101 is not allowed; use a websocket scope to upgrade")
+        http10 = scope["http_version"] == "1.0"
+        chunked = False
+        if content_length is None and not no_body:
+            if http10:
+                keep_alive = False  # close-delimited body
+            else:
+                chunked = True
+                parts.append(CHUNKED)
+        self.chunked = chunked
+        if not keep_alive:
+            parts.append(CLOSE)
+        elif http10:
+            parts.append(KEEP_ALIVE)
+        parts.append(CRLF)
+        self.keep_alive = keep_alive
+        self.content_length = content_length
+        self.no_body = no_body
+        self.status = status
+        self.head = b"".join(parts)
+        self.response_started = True
+        self.head_pending = True
+        # Written with the first body chunk (one write, one packet), or on the next loop
+        # iteration if the app awaits something else first.
+        pending = protocol.state.pending_heads
+        pending.append(self)
+        if len(pending) == 1:
+            protocol.loop.call_soon(protocol.state.flush_heads)
+
+    def flush_head(self) -> None:
+        if self.head_pending and not self.disconnected:
+            self.head_pending = False
+            self.transport.write(self.head)
+
+    def write_body(self, body: bytes, more_body: bool) -> None:
+        transport = self.transport
+        size = len(body)
+        if self.no_body:
+            size = 0
+        else:
+            self.bytes_sent += size
+            if self.content_length is not None and self.bytes_sent > self.content_length:
+                self.abort()
+                raise RuntimeError("Response content longer than Content-Length")
+        head = b""
+        if self.head_pending:
+            self.head_pending = False
+            head = self.head
+        if self.chunked:
+            if size:
+                frame = b"%x\r\n" % size
+                if size < 16384:
+                    parts = (head, frame, body, CRLF) if more_body else (head, frame, body, CRLF, LAST_CHUNK)
+                    transport.write(b"".join(parts))
+                else:
+                    transport.writelines(
+                        (head, frame, body, CRLF) if more_body else (head, frame, body, CRLF, LAST_CHUNK)
+                    )
+            elif not more_body:
+                transport.write(head + LAST_CHUNK if head else LAST_CHUNK)
+            elif head:
+                transport.write(head)
+        elif size:
+            if not head:
+                transport.write(body)
+            elif size < 16384:
+                transport.write(head + body)
+            else:
+                transport.writelines((head, body))
+        elif head:
+            transport.write(head)
+        if not more_body:
+            if self.content_length is not None and not self.no_body and self.bytes_sent != self.content_length:
+                logger.error("Response content shorter than Content-Length")
+                self.keep_alive = False
+            if self.expect_continue and not self.body_complete:
+                # We never asked for the body, so the client may or may not send it: the next
+                # bytes cannot be framed with certainty.
+                self.keep_alive = False
+            self.response_complete = True
+            self.finish()
+
+    def finish(self) -> None:
+        if self.waiter is not None:
+            self.wake()
+        protocol = self.protocol
+        state = protocol.state
+        state.total_requests += 1
+        if state.on_limit_reached is not None:
+            state.count_request()
+        if state.access_log:
+            self.log_access()
+        protocol.on_cycle_done(self)
+
+    def log_access(self) -> None:
+        scope = self.scope
+        client = scope.get("client")
+        client_s = "%s:%s" % tuple(client) if client else "-"
+        path = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("latin-1")
+        duration = (self.protocol.loop.time() - self.start_time) * 1000.0
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d %d %.1fms',
+            client_s,
+            scope["method"],
+            escape_for_log(path),
+            scope["http_version"],
+            self.status,
+            self.bytes_sent,
+            duration,
+        )
+
+
+_HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+_HEADER_CACHE_SIZE = 512
+
+
+def _render_header(header: Any) -> tuple[bytes, int]:
+    """Validate one app header and render its wire line; remembered, as apps repeat headers."""
+    name, value = header
+    check_header(name, value)
+    name, value = bytes(name), bytes(value)
+    result = (b"%s: %s\r\n" % (name, value), _SPECIAL_HEADERS.get(name.lower(), 0))
+    if type(header) is tuple:
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[header] = result
+    return result
+
+
+def _merge_defaults(defaults: bytes, app_headers: list[bytes]) -> bytes:
+    """Drop our Server/Date defaults when the app sent its own."""
+    own = {line.split(b":", 1)[0].lower() for line in app_headers}
+    kept = [
+        line + b"\r\n"
+        for line in defaults.split(b"\r\n")
+        if line and line.split(b":", 1)[0] not in own
+    ]
+    return b"".join(kept)
+
+
+async def _service_unavailable(scope: Scope, receive: Any, send: Any) -> None:
+    body = b"Service Unavailable"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,284 @@
+"""Serving one process: bind, lifespan, accept, graceful shutdown. ``run()`` is the entry point.
+
+Multi-process modes (``--workers``, ``--reload``) live in ``supervisor``; each worker runs a
+``Server`` on the socket its parent bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from krandog_asgi.config import Config, ImportFromStringError
+from krandog_asgi.http_protocol import HTTPProtocol
+from krandog_asgi.lifespan import Lifespan
+from krandog_asgi.logs import configure_logging
+from krandog_asgi.state import ServerState
+
+__all__ = ["Server", "load_env_file", "run"]
+
+logger = logging.getLogger("krandog_asgi.error")
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Server:
+    """One worker: ``await Server(config).serve()`` until a signal or ``request_exit()``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.state: ServerState | None = None
+        self.servers: list[asyncio.AbstractServer] = []
+        self.started = False
+        self.exit_code = 0
+        self._exit_event: asyncio.Event | None = None
+        self._force_exit = False
+        self.bound_addresses: list[tuple[str, int]] = []
+
+    def run(self, sockets: list[socket.socket] | None = None) -> int:
+        """Run on a fresh uvloop event loop; returns the process exit code."""
+        try:
+            run_coroutine(self.serve(sockets=sockets))
+        except KeyboardInterrupt:
+            pass
+        return self.exit_code
+
+    def request_exit(self) -> None:
+        if self._exit_event is not None:
+            self._exit_event.set()
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        config = self.config
+        try:
+            config.load()
+        except ImportFromStringError as exc:
+            logger.error("Error loading ASGI app. %s", exc)
+            self.exit_code = 1
+            return
+        assert config.loaded_app is not None
+        loop = asyncio.get_running_loop()
+        self._exit_event = asyncio.Event()
+        state = self.state = ServerState(config, config.loaded_app, loop)
+        if config.limit_max_requests is not None:
+            state.on_limit_reached = self._on_max_requests
+
+        lifespan = Lifespan(config.loaded_app, config.lifespan, state.lifespan_state)
+        await lifespan.startup()
+        if lifespan.should_exit:
+            self.exit_code = 3
+            return
+
+        with self._signal_handlers():
+            try:
+                await self._bind(state, sockets)
+            except OSError as exc:
+                logger.error("%s", exc)
+                self.exit_code = 1
+                await lifespan.shutdown()
+                return
+            state.start_ticking()
+            self.started = True
+            try:
+                await self._exit_event.wait()
+            finally:
+                await self._shutdown(state)
+                await lifespan.shutdown()
+                state.stop_ticking()
+
+    async def _bind(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
+        config = self.config
+        loop = state.loop
+
+        def factory() -> HTTPProtocol:
+            return HTTPProtocol(state)
+
+        ctx = config.ssl_context
+        if sockets is None:
+            if config.uds or config.fd is not None:
+                sockets = [config.bind_socket()]
+        if sockets is not None:
+            for sock in sockets:
+                if sock.family == socket.AF_UNIX:
+                    srv = await loop.create_unix_server(
+                        factory, sock=sock, ssl=ctx, backlog=config.backlog
+                    )
+                else:
+                    srv = await loop.create_server(
+                        factory, sock=sock, ssl=ctx, backlog=config.backlog
+                    )
+                self.servers.append(srv)
+        else:
+            srv = await loop.create_server(
+                factory,
+                host=config.host,
+                port=config.port,
+                ssl=ctx,
+                backlog=config.backlog,
+                reuse_address=True,
+            )
+            self.servers.append(srv)
+        scheme = "https" if ctx else "http"
+        for srv in self.servers:
+            for sock in srv.sockets or ():
+                name = sock.getsockname()
+                if sock.family == socket.AF_UNIX:
+                    logger.info("krandog-asgi running on unix socket %s (Press CTRL+C to quit)", name)
+                    continue
+                host, port = name[0], name[1]
+                self.bound_addresses.append((host, port))
+                shown = f"[{host}]" if ":" in host else host
+                logger.info(
+                    "krandog-asgi running on %s://%s:%d (Press CTRL+C to quit)", scheme, shown, port
+                )
+
+    def _on_max_requests(self) -> None:
+        logger.warning("Maximum request limit of %d exceeded. Terminating process.",
+                       self.config.limit_max_requests)
+        self.request_exit()
+
+    async def _shutdown(self, state: ServerState) -> None:
+        logger.info("Shutting down")
+        state.shutting_down = True
+        for srv in self.servers:
+            srv.close()
+        for conn in list(state.connections):
+            conn.shutdown()
+        timeout = self.config.timeout_graceful_shutdown
+        loop = state.loop
+        deadline = None if timeout is None else loop.time() + timeout
+        waiting_logged = False
+        while (state.connections or state.cycles) and not self._force_exit:
+            if deadline is not None and loop.time() >= deadline:
+                logger.warning(
+                    "Graceful shutdown timed out after %ss: cancelling %d task(s), closing %d "
+                    "connection(s).",
+                    timeout,
+                    len(state.cycles),
+                    len(state.connections),
+                )
+                break
+            if not waiting_logged and state.connections:
+                logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+                waiting_logged = True
+            await asyncio.sleep(0.05)
+        for cycle in list(state.cycles):
+            task = getattr(cycle, "task", None)
+            if task is not None and not task.done():
+                task.cancel()
+        for conn in list(state.connections):
+            transport = getattr(conn, "transport", None)
+            if transport is not None:
+                transport.abort()
+        if state.cycles:
+            await asyncio.wait(
+                [c.task for c in list(state.cycles) if getattr(c, "task", None)], timeout=1.0
+            )
+        for srv in self.servers:
+            try:
+                await asyncio.wait_for(srv.wait_closed(), 1.0)
+            except (asyncio.TimeoutError, Exception):
+                pass
+
+    def _signal_handlers(self) -> _SignalContext:
+        return _SignalContext(self)
+
+    def handle_signal(self, sig: int) -> None:
+        if self._exit_event is not None and self._exit_event.is_set() and sig == signal.SIGINT:
+            self._force_exit = True
+        self.request_exit()
+
+
+class _SignalContext:
+    """Installs SIGINT/SIGTERM handlers on the running loop while serving (main thread only)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.installed: list[int] = []
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in HANDLED_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self.server.handle_signal, sig)
+                self.installed.append(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self.installed:
+            loop.remove_signal_handler(sig)
+
+
+def run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` on a new uvloop event loop (plain asyncio where uvloop is unavailable)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        asyncio.run(coro)
+        return
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
+    else:  # pragma: no cover - 3.10
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(coro)
+
+
+def load_env_file(path: str) -> None:
+    """Load ``KEY=VALUE`` lines into ``os.environ`` (``export``, quotes and comments allowed).
+
+    Variables already set in the environment win, as with docker and python-dotenv.
+    """
+    with open(path, encoding="utf-8") as fh:
+        for raw in fh:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("export "):
+                line = line[7:].lstrip()
+            key, sep, value = line.partition("=")
+            if not sep:
+                continue
+            key, value = key.strip(), value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1].replace("\\n", "\n").replace('\\"', '"')
+            elif len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1]
+            else:
+                value = value.split(" #", 1)[0].rstrip()
+            os.environ.setdefault(key, value)
+
+
+def run(app: Any, **options: Any) -> int:
+    """Serve ``app`` (an ASGI app, a krandog handler, or a ``"module:attr"`` string) until stopped.
+
+    Accepts every ``Config`` field as a keyword argument and returns the process exit code.
+    """
+    config = Config(app=app, **options)
+    if config.env_file:
+        load_env_file(config.env_file)
+    configure_logging(config.log_level, config.access_log, config.use_colors, config.log_config)
+    if (config.workers > 1 or config.reload) and not isinstance(config.app, str):
+        logger.warning(
+            "You must pass the application as an import string to enable 'reload' or 'workers'."
+        )
+        return 1
+    if config.reload:
+        from krandog_asgi.supervisor import run_reloader
+
+        return run_reloader(config)
+    if config.workers > 1:
+        from krandog_asgi.supervisor import run_workers
+
+        return run_workers(config)
+    return Server(config).run()

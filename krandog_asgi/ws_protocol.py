@@ -1,0 +1,347 @@
+"""Upgraded connections served as ASGI ``websocket`` scopes.
+
+``HTTPProtocol`` hands over the request it parsed (scope and headers) and any bytes that followed
+it. This module validates the handshake, runs the app, and translates between ASGI messages and
+the sans-I/O core; the shared transport logic lives in ``ws_io``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from krandog_asgi.deflate import negotiate_server
+from krandog_asgi.frames import CloseCode
+from krandog_asgi.handshake import (
+    HandshakeError,
+    ServerHandshake,
+    build_accept_response,
+    check_request,
+)
+from krandog_asgi.http_common import ClientDisconnected, check_header, error_response, status_line
+from krandog_asgi.ws_io import END, WebSocketIO
+from krandog_asgi.wsconn import Connection, Side
+
+if TYPE_CHECKING:
+    from krandog_asgi.asgi_types import Message, Scope
+    from krandog_asgi.state import ServerState
+
+__all__ = ["WebSocketProtocol"]
+
+logger = logging.getLogger("krandog_asgi.error")
+
+ASGI_WS_VERSION = {"version": "3.0", "spec_version": "2.4"}
+PENDING_LIMIT = 64 * 1024  # bytes a client may send before the app accepts, before we stop reading
+# Response headers the handshake owns; an app cannot override them through websocket.accept.
+_RESERVED = frozenset(
+    {
+        b"upgrade",
+        b"connection",
+        b"sec-websocket-accept",
+        b"sec-websocket-protocol",
+        b"sec-websocket-extensions",
+        b"content-length",
+        b"transfer-encoding",
+    }
+)
+_CONNECT = {"type": "websocket.connect"}
+
+
+class WebSocketProtocol(WebSocketIO):
+    """One upgraded connection: the handshake, then ASGI ``receive``/``send`` for the app."""
+
+    __slots__ = (
+        "accepted",
+        "app_closed",
+        "client",
+        "config",
+        "connect_sent",
+        "denial",
+        "handshake",
+        "pending",
+        "responded",
+        "scope",
+        "state",
+        "task",
+    )
+
+    def __init__(
+        self,
+        state: ServerState,
+        scope: Scope,
+        transport: asyncio.Transport,
+        client: tuple[str, int] | None,
+    ) -> None:
+        config = state.config
+        super().__init__(
+            state.loop,
+            is_server=True,
+            max_queue=config.ws_max_queue,
+            ping_interval=config.ws_ping_interval,
+            ping_timeout=config.ws_ping_timeout,
+            close_timeout=config.ws_close_timeout,
+        )
+        self.state = state
+        self.config = config
+        self.scope = scope
+        self.transport = transport
+        self.client = client
+        self.handshake: ServerHandshake | None = None
+        self.pending = b""
+        self.accepted = False
+        self.responded = False  # an HTTP answer (403, 500 or a denial response) was sent
+        self.app_closed = False
+        self.connect_sent = False
+        self.denial: tuple[list[bytes], list[bytes]] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, rest: bytes) -> None:
+        """Validate the upgrade request and start the app; ``rest`` followed the request head."""
+        scope = self.scope
+        try:
+            handshake = check_request(scope["method"], scope["http_version"], scope["headers"])
+        except HandshakeError as exc:
+            self.reject(exc.status, str(exc), exc.headers)
+            return
+        self.handshake = handshake
+        self.pending = rest
+        scope["type"] = "websocket"
+        scope["asgi"] = ASGI_WS_VERSION
+        scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
+        del scope["method"]
+        scope["subprotocols"] = handshake.subprotocols
+        scope["extensions"] = {"websocket.http.response": {}}
+        self.state.connections.add(self)
+        self.task = self.loop.create_task(self.run_asgi())
+
+    def reject(self, status: int, message: str, headers: bytes = b"") -> None:
+        self.responded = True
+        logger.debug("WebSocket handshake refused: %s", message)
+        self.transport.write(error_response(status, message, self.state.default_headers + headers))
+        self.transport.close()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is not None:
+            WebSocketIO.data_received(self, data)
+            return
+        # The client spoke before the handshake finished: keep it for after the accept.
+        self.pending += data
+        if len(self.pending) > PENDING_LIMIT and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        WebSocketIO.connection_lost(self, exc)
+
+    # -- server hooks -------------------------------------------------------------------------
+
+    def wrap_message(self, message: str | bytes) -> Message:
+        if type(message) is str:
+            return {"type": "websocket.receive", "text": message}
+        return {"type": "websocket.receive", "bytes": message}
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: RFC 6455 code 1012 ("service restart") for open connections."""
+        if self.conn is not None:
+            if not self.conn.close_sent:
+                self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
+        elif self.responded or self.handshake is None:
+            self.transport.close()
+
+    def is_idle(self) -> bool:
+        return False
+
+    # -- the app ------------------------------------------------------------------------------
+
+    async def run_asgi(self) -> None:
+        cycles = self.state.cycles
+        cycles.add(self)
+        try:
+            result = await self.state.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            if isinstance(exc, ClientDisconnected) and self.closed:
+                pass
+            elif not isinstance(exc, asyncio.CancelledError):
+                logger.error("Exception in ASGI application", exc_info=exc)
+            self.after_app(error=True)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if result is not None:
+                logger.error("ASGI callable returned a value other than None: %r", result)
+            self.after_app(error=False)
+        finally:
+            cycles.discard(self)
+
+    def after_app(self, error: bool) -> None:
+        if self.closed:
+            return
+        if self.conn is not None:
+            if not self.conn.close_sent:
+                # The app is gone: 1011 after a crash, a normal close otherwise.
+                code = CloseCode.INTERNAL_ERROR if error else CloseCode.NORMAL_CLOSURE
+                self.start_close(code)
+        elif not self.responded:
+            if not error:
+                logger.error("ASGI callable returned without accepting or closing the WebSocket.")
+            self.reject(500, "Internal Server Error")
+        elif self.denial is not None:
+            self.transport.close()  # a denial response the app never finished
+
+    async def receive(self) -> Message:
+        if not self.connect_sent:
+            self.connect_sent = True
+            return dict(_CONNECT)
+        if self.conn is None:
+            # Not accepted yet: nothing can arrive but the end of the connection.
+            if not self.closed:
+                waiter = self.waiter = self.loop.create_future()
+                await waiter
+            return {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE, "reason": ""}
+        item = await self.next_event()
+        if item is END:
+            return {"type": "websocket.disconnect", "code": self.end_code, "reason": self.end_reason}
+        message: Message = item
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "websocket.send":
+            conn = self.conn
+            if conn is None:
+                raise RuntimeError("'websocket.send' before 'websocket.accept'")
+            if self.app_closed:
+                raise RuntimeError("'websocket.send' after 'websocket.close'")
+            if self.closed or conn.close_sent:
+                raise ClientDisconnected("The WebSocket connection is closed")
+            text = message.get("text")
+            if text is not None:
+                conn.send_text(text)
+            else:
+                data = message.get("bytes")
+                if data is None:
+                    raise ValueError("'websocket.send' needs 'text' or 'bytes'")
+                conn.send_binary(data)
+            if self.write_paused:
+                await self.drain()
+                if self.closed:
+                    raise ClientDisconnected("The WebSocket connection is closed")
+        elif kind == "websocket.accept":
+            self.accept(message)
+        elif kind == "websocket.close":
+            self.app_send_close(message)
+        elif kind == "websocket.http.response.start":
+            self.denial_start(message)
+        elif kind == "websocket.http.response.body":
+            self.denial_body(message)
+        else:
+            raise RuntimeError(f"Unexpected ASGI message type {kind!r} in a WebSocket connection.")
+
+    def check_not_answered(self, kind: str) -> None:
+        if self.accepted or self.responded or self.denial is not None:
+            raise RuntimeError(f"Unexpected {kind!r}: the handshake was already answered.")
+        if self.closed:
+            raise ClientDisconnected("The client disconnected during the handshake")
+
+    def accept(self, message: Message) -> None:
+        self.check_not_answered("websocket.accept")
+        handshake = self.handshake
+        assert handshake is not None
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and subprotocol not in handshake.subprotocols:
+            raise RuntimeError(
+                f"Subprotocol {subprotocol!r} was not offered by the client "
+                f"(offered: {handshake.subprotocols})"
+            )
+        extra = []
+        for name, value in message.get("headers") or ():
+            check_header(name, value)
+            if name.lower() in _RESERVED:
+                raise ValueError(f"Header {name!r} is set by the WebSocket handshake")
+            extra.append(b"%s: %s\r\n" % (name, value))
+        config = self.config
+        deflate = None
+        extension_header = None
+        if config.ws_per_message_deflate and handshake.extensions:
+            negotiated = negotiate_server(
+                handshake.extensions,
+                window_bits=config.ws_deflate_window_bits,
+                mem_level=config.ws_deflate_mem_level,
+            )
+            if negotiated is not None:
+                extension_header, deflate = negotiated
+        transport = self.transport
+        transport.write(
+            build_accept_response(
+                handshake.key,
+                self.state.default_headers,
+                subprotocol,
+                extension_header,
+                b"".join(extra),
+            )
+        )
+        self.accepted = True
+        self.handshake = None  # not needed any more; keeps the connection small
+        conn = Connection(
+            Side.SERVER,
+            transport.write,
+            max_size=config.ws_max_size,
+            max_fragments=config.ws_max_fragments,
+            deflate=deflate,
+        )
+        self.attach(transport, conn, config.ws_write_limit)
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+        if self.pending:
+            data, self.pending = self.pending, b""
+            WebSocketIO.data_received(self, data)
+        if self.state.shutting_down:
+            self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
+
+    def app_send_close(self, message: Message) -> None:
+        code = message.get("code", CloseCode.NORMAL_CLOSURE)
+        reason = message.get("reason") or ""
+        if self.conn is None:
+            # ASGI: closing before accepting refuses the handshake with 403.
+            self.check_not_answered("websocket.close")
+            self.reject(403, "Forbidden")
+            return
+        if self.app_closed:
+            raise RuntimeError("'websocket.close' sent twice")
+        self.app_closed = True
+        if not self.closed:
+            self.start_close(code, reason)
+
+    def denial_start(self, message: Message) -> None:
+        """WebSocket Denial Response extension: an HTTP response instead of the upgrade."""
+        self.check_not_answered("websocket.http.response.start")
+        head = [status_line(message["status"]), self.state.default_headers]
+        for name, value in message.get("headers") or ():
+            check_header(name, value)
+            if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
+                continue  # the body is framed by us
+            head.append(b"%s: %s\r\n" % (name, value))
+        self.denial = (head, [])
+
+    def denial_body(self, message: Message) -> None:
+        if self.denial is None or self.responded:
+            raise RuntimeError("'websocket.http.response.body' without a response start")
+        head, body = self.denial
+        body.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        payload = b"".join(body)
+        head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(payload))
+        head.append(payload)
+        self.responded = True
+        self.transport.write(b"".join(head))
+        self.transport.close()
+
+    def __repr__(self) -> str:
+        return f"<WebSocketProtocol {self.scope.get('path')!r} client={self.client}>"
+
