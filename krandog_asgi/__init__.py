@@ -1,12 +1,52 @@
 """krandog-asgi: an ASGI server (uvloop + httptools, its own RFC 6455 WebSocket stack),
-krandog-style single handlers, and a browser-style WebSocket client."""
+krandog-style single handlers, and a browser-style WebSocket client.
+
+Names are imported lazily, so ``import krandog_asgi.client`` does not load the server (and
+the sans-I/O core never pulls in asyncio).
+"""
 
 from __future__ import annotations
 
-from krandog_asgi.config import Config
-from krandog_asgi.http_common import ClientDisconnected
-from krandog_asgi.server import Server, run
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["ClientDisconnected", "Config", "Server", "__version__", "run"]
+_EXPORTS = {
+    "CLOSED": "krandog_asgi.compat",
+    "CLOSING": "krandog_asgi.compat",
+    "CONNECTING": "krandog_asgi.compat",
+    "OPEN": "krandog_asgi.compat",
+    "HTTPError": "krandog_asgi.compat",
+    "KrandogApp": "krandog_asgi.compat",
+    "krandog_app": "krandog_asgi.compat",
+    "ClientDisconnected": "krandog_asgi.http_common",
+    "Config": "krandog_asgi.config",
+    "Server": "krandog_asgi.server",
+    "run": "krandog_asgi.server",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from krandog_asgi.compat import (
+        CLOSED,
+        CLOSING,
+        CONNECTING,
+        OPEN,
+        HTTPError,
+        KrandogApp,
+        krandog_app,
+    )
+    from krandog_asgi.config import Config
+    from krandog_asgi.http_common import ClientDisconnected
+    from krandog_asgi.server import Server, run
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'krandog_asgi' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -44,7 +44,7 @@ def import_from_string(import_str: str) -> Any:
         module = importlib.import_module(module_str)
     except ModuleNotFoundError as exc:
         if exc.name != module_str and not module_str.startswith(f"{exc.name}."):
-            raise  # the module exists but one of its own imports failed: show that traceback
+            raise  # the module exists but one of its own imports failed
         raise ImportFromStringError(f'Could not import module "{module_str}".') from None
     instance: Any = module
     try:
@@ -136,7 +136,7 @@ class Config:
     # WebSocket
     ws: bool = True
     ws_max_size: int = 16 * MiB
-    ws_max_fragments: int = 4096
+    ws_max_fragments: int = 100_000
     ws_max_queue: int = 32
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float | None = 20.0
@@ -185,8 +185,6 @@ class Config:
         """Import the app, build TLS and header state. Called in each worker, after fork/spawn."""
         if self.loaded:
             return
-        if self.app_dir:
-            sys.path.insert(0, self.app_dir)
         if self.is_ssl:
             self.ssl_context = create_ssl_context(self)
         encoded = []
@@ -206,6 +204,8 @@ class Config:
         """Turn ``self.app`` into an ASGI 3 callable: import, call a factory, wrap a krandog handler."""
         app: Any = self.app
         if isinstance(app, str):
+            if self.app_dir and self.app_dir not in sys.path:
+                sys.path.insert(0, self.app_dir)
             app = import_from_string(app)
         if self.factory:
             if not callable(app):

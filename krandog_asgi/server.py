@@ -58,8 +58,8 @@ class Server:
         config = self.config
         try:
             config.load()
-        except ImportFromStringError as exc:
-            logger.error("Error loading ASGI app. %s", exc)
+        except Exception as exc:
+            _log_load_error(config, exc)
             self.exit_code = 1
             return
         assert config.loaded_app is not None
@@ -219,6 +219,16 @@ class _SignalContext:
             loop.remove_signal_handler(sig)
 
 
+def _log_load_error(config: Config, exc: Exception) -> None:
+    """One line for the user; the traceback only at debug level."""
+    if isinstance(exc, ImportFromStringError):
+        logger.error("Error loading ASGI app. %s", exc)
+    else:
+        where = f' "{config.app}"' if isinstance(config.app, str) else ""
+        logger.error("Error loading ASGI app%s: %s: %s", where, type(exc).__name__, exc)
+    logger.debug("Traceback of the error above", exc_info=exc)
+
+
 def run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
     """Run ``coro`` on a new uvloop event loop (plain asyncio where uvloop is unavailable)."""
     try:
@@ -280,5 +290,10 @@ def run(app: Any, **options: Any) -> int:
     if config.workers > 1:
         from krandog_asgi.supervisor import run_workers
 
+        try:
+            config.resolve_app()  # fail fast, in the parent, with one clear line
+        except Exception as exc:
+            _log_load_error(config, exc)
+            return 1
         return run_workers(config)
     return Server(config).run()

@@ -179,7 +179,7 @@ class Connection:
         write: Callable[[bytes], object],
         *,
         max_size: int | None = 16 * 1024 * 1024,
-        max_fragments: int | None = 65536,
+        max_fragments: int | None = 100_000,
         deflate: PerMessageDeflate | None = None,
         mask_key: Callable[[], bytes] | None = None,
     ) -> None:
@@ -326,7 +326,7 @@ class Connection:
                             events.append(payload.decode("utf-8"))
                         except UnicodeDecodeError as exc:
                             raise _PeerError(
-                                CloseCode.INVALID_DATA, f"invalid UTF-8 at byte {exc.start}"
+                                CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}"
                             ) from None
                     else:
                         events.append(payload)

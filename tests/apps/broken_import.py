@@ -1,0 +1,5 @@
+"""Importing this module fails the way a missing dependency does."""
+
+import not_a_real_dependency_xyz  # noqa: F401
+
+app = None

@@ -1,0 +1,329 @@
+"""The command line and the process model: app loading, binding, workers, reload, TLS, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import APPS, ROOT, start_server
+
+
+def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "krandog_asgi", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
+
+
+# -- loading the app ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("nosuchmodule:app", 'Could not import module "nosuchmodule"'),
+        ("proc:nope", 'Attribute "nope" not found in module "proc"'),
+        ("proc", 'APP must be "<module>:<attribute>"'),
+        ("broken_import:app", "No module named 'not_a_real_dependency_xyz'"),
+    ],
+)
+def test_bad_app_prints_one_clear_line_and_exits_1(app: str, message: str) -> None:
+    result = run_cli(app, "--app-dir", str(APPS), "--port", "0")
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).strip()
+    assert message in output
+    assert "Traceback" not in output
+    assert len(output.splitlines()) == 1, output
+
+
+def test_bad_app_with_workers_fails_fast_in_parent() -> None:
+    result = run_cli("nosuchmodule:app", "--workers", "2", "--port", "0")
+    assert result.returncode == 1
+    assert 'Could not import module "nosuchmodule"' in result.stderr
+    assert "Started server process" not in result.stderr
+
+
+def test_python_dash_m_and_dotted_attribute(serve) -> None:
+    server = serve("proc:app.__call__", "--interface", "asgi")
+    assert httpx.get(server.url + "/x").json()["path"] == "/x"
+
+
+def test_factory(serve) -> None:
+    server = serve("proc:create_app", "--factory")
+    assert httpx.get(server.url + "/f").json()["path"] == "/f"
+
+
+def test_failing_factory_exits_1() -> None:
+    result = run_cli("proc:broken_factory", "--factory", "--app-dir", str(APPS), "--port", "0")
+    assert result.returncode == 1
+    assert "factory exploded" in result.stderr
+
+
+def test_lifespan_startup_failure_exits_3() -> None:
+    result = run_cli("proc:failing_startup", "--app-dir", str(APPS), "--port", "0", "--lifespan", "on")
+    assert result.returncode == 3
+    assert "no database" in result.stderr
+    assert "Application startup failed" in result.stderr
+
+
+def test_env_file(serve, tmp_path: Path) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text('# comment\nexport KRANDOG_TEST_VALUE="from env file"\n')
+    server = serve("proc:app", "--env-file", str(env_file))
+    assert httpx.get(server.url + "/").json()["env"] == "from env file"
+
+
+# -- binding ----------------------------------------------------------------------------------
+
+
+def test_ipv6_host(serve) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 is not configured on this machine")
+    server = serve("proc:app", "--host", "::1")
+    assert "http://[::1]:" in server.log
+    data = httpx.get(f"http://[::1]:{server.port}/").json()
+    assert data["server"][0] == "::1"
+    assert data["client"][0] == "::1"
+
+
+def test_unix_domain_socket(serve, tmp_path: Path) -> None:
+    path = str(tmp_path / "krandog.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "krandog_asgi", "proc:app", "--app-dir", str(APPS), "--uds", path],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        transport = httpx.HTTPTransport(uds=path)
+        with httpx.Client(transport=transport) as client:
+            data = client.get("http://localhost/uds").json()
+        assert data["path"] == "/uds"
+        assert data["client"] is None
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_fd(tmp_path: Path) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "krandog_asgi", "proc:app", "--app-dir", str(APPS), "--fd", str(sock.fileno())],
+        cwd=ROOT,
+        pass_fds=[sock.fileno()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    sock.close()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/fd").json()["path"] == "/fd"
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "server on --fd never answered"
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[str, str, ssl.SSLContext]:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return str(cert_path), str(key_path), client_ctx
+
+
+def test_tls_http_and_websocket_schemes(serve, tls_files) -> None:
+    cert, key, client_ctx = tls_files
+    server = serve("proc:app", "--ssl-certfile", cert, "--ssl-keyfile", key)
+    assert server.url.startswith("https://")
+    with httpx.Client(verify=client_ctx) as client:
+        assert client.get(server.url + "/tls").json()["scheme"] == "https"
+
+    async def ws() -> str:
+        async with websockets.connect(server.ws_url + "/", ssl=client_ctx) as conn:
+            return json.loads(await conn.recv())["scheme"]
+
+    assert asyncio.run(ws()) == "wss"
+
+
+def test_tls_client_certificate_required(serve, tls_files, tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    cert, key, client_ctx = tls_files
+    client_ca = trustme.CA()
+    ca_path = tmp_path / "client-ca.pem"
+    client_ca.cert_pem.write_to_path(str(ca_path))
+    server = serve(
+        "proc:app", "--ssl-certfile", cert, "--ssl-keyfile", key,
+        "--ssl-ca-certs", str(ca_path), "--ssl-cert-reqs", str(int(ssl.CERT_REQUIRED)),
+    )
+    with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)), \
+            httpx.Client(verify=client_ctx) as client:
+        client.get(server.url + "/")
+    client_cert = client_ca.issue_cert("client")
+    client_cert.configure_cert(client_ctx)
+    with httpx.Client(verify=client_ctx) as client:
+        assert client.get(server.url + "/ok").status_code == 200
+
+
+# -- workers ---------------------------------------------------------------------------------
+
+
+def _pids(url: str, n: int) -> set[int]:
+    pids = set()
+    for _ in range(n):
+        with httpx.Client() as client:  # a new connection each time: any worker may accept it
+            pids.add(client.get(url).json()["pid"])
+    return pids
+
+
+def test_workers_share_the_socket_and_are_restarted(serve) -> None:
+    server = serve("proc:app", "--workers", "2")
+    assert server.wait_for_log(r"(?s)(running on.*){2}", timeout=15)
+    started = [int(p) for p in __import__("re").findall(r"Started server process \[(\d+)\]", server.log)]
+    assert len(started) == 2
+    pids = _pids(server.url + "/", 40)
+    assert pids <= set(started)
+    victim = started[0]
+    os.kill(victim, signal.SIGKILL)
+    assert server.wait_for_log(rf"Worker \[{victim}\] died", timeout=10)
+    assert server.wait_for_log(r"(?s)(running on.*){3}", timeout=15)
+    new = [int(p) for p in __import__("re").findall(r"Started server process \[(\d+)\]", server.log)]
+    assert len(new) == 3
+    deadline = time.monotonic() + 10
+    seen: set[int] = set()
+    while time.monotonic() < deadline and not (seen - {started[1]}):
+        seen |= _pids(server.url + "/", 10)
+    assert victim not in seen
+    assert new[2] in seen
+    assert server.stop() == 0
+    for pid in new[1:]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+# -- reload ----------------------------------------------------------------------------------
+
+
+def test_reload_restarts_on_change(serve, tmp_path: Path) -> None:
+    pytest.importorskip("watchfiles")
+    module = tmp_path / "reloadme.py"
+    module.write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'one'})\n"
+    )
+    server = serve("reloadme:app", "--reload", "--reload-dir", str(tmp_path), "--app-dir", str(tmp_path),
+                   "--lifespan", "off")
+    assert httpx.get(server.url + "/").text == "one"
+    time.sleep(0.6)  # let the watcher settle before the edit
+    module.write_text(module.read_text().replace("b'one'", "b'two'"))
+    assert server.wait_for_log("Reloading", timeout=15)
+    deadline = time.monotonic() + 15
+    text = ""
+    while time.monotonic() < deadline and text != "two":
+        try:
+            text = httpx.get(server.url + "/").text
+        except httpx.TransportError:
+            time.sleep(0.1)
+    assert text == "two"
+
+
+# -- signals and graceful shutdown -----------------------------------------------------------
+
+
+def test_sigterm_finishes_in_flight_request_and_closes_idle_connections(serve) -> None:
+    server = serve("proc:app", "--timeout-graceful-shutdown", "10")
+    idle = socket.create_connection(("127.0.0.1", server.port))
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"200 OK" in idle.recv(65536)
+    result: dict[str, object] = {}
+
+    def slow() -> None:
+        result["response"] = httpx.get(server.url + "/sleep/1.0", timeout=10)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    assert server.wait_for_log("", timeout=0.1)
+    time.sleep(0.3)  # the slow request is in flight
+    server.proc.send_signal(signal.SIGTERM)
+    idle.settimeout(5)
+    assert idle.recv(1) == b""  # the idle keep-alive connection is closed at once
+    thread.join(10)
+    response = result["response"]
+    assert isinstance(response, httpx.Response) and response.status_code == 200
+    assert server.proc.wait(10) == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1)
+
+
+def test_graceful_shutdown_timeout_cuts_stuck_requests(serve) -> None:
+    server = serve("proc:ignores_shutdown", "--timeout-graceful-shutdown", "1")
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(10) == 0
+    elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 5, elapsed
+    sock.settimeout(2)
+    assert sock.recv(1) == b""
+    assert "Graceful shutdown timed out" in server.log
+
+
+def test_shutdown_closes_websockets_with_1012(serve) -> None:
+    server = serve("proc:app")
+
+    async def main() -> int | None:
+        async with websockets.connect(server.ws_url + "/") as ws:
+            await ws.recv()
+            server.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            return ws.close_code
+
+    assert asyncio.run(main()) == 1012
+    assert server.proc.wait(10) == 0
