@@ -162,14 +162,13 @@ class WebSocketProtocol(WebSocketIO):
         cycles.add(self)
         try:
             result = await self.state.app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            if isinstance(exc, ClientDisconnected) and self.closed:
-                pass
-            elif not isinstance(exc, asyncio.CancelledError):
+        except Exception as exc:
+            if not (isinstance(exc, ClientDisconnected) and self.closed):
                 logger.error("Exception in ASGI application", exc_info=exc)
             self.after_app(error=True)
-            if not isinstance(exc, Exception):
-                raise
+        except BaseException:  # cancelled at shutdown, or the loop is closing
+            self.after_app(error=True)
+            raise
         else:
             if result is not None:
                 logger.error("ASGI callable returned a value other than None: %r", result)
