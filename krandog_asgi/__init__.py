@@ -28,19 +28,19 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # "X as X": an explicit re-export, for mypy --strict users and ruff
     from krandog_asgi.compat import (
-        CLOSED,
-        CLOSING,
-        CONNECTING,
-        OPEN,
-        HTTPError,
-        KrandogApp,
-        krandog_app,
+        CLOSED as CLOSED,
+        CLOSING as CLOSING,
+        CONNECTING as CONNECTING,
+        OPEN as OPEN,
+        HTTPError as HTTPError,
+        KrandogApp as KrandogApp,
+        krandog_app as krandog_app,
     )
-    from krandog_asgi.config import Config
-    from krandog_asgi.http_common import ClientDisconnected
-    from krandog_asgi.server import Server, run
+    from krandog_asgi.config import Config as Config
+    from krandog_asgi.http_common import ClientDisconnected as ClientDisconnected
+    from krandog_asgi.server import Server as Server, run as run
 
 
 def __getattr__(name: str) -> Any:

@@ -74,32 +74,55 @@ def build_parser() -> argparse.ArgumentParser:
     add("--version", action="version", version=f"krandog-asgi {_version()}")
 
     g = p.add_argument_group("binding")
-    g.add_argument("--host", default=d.host, help="bind address; IPv6 allowed (default: %(default)s)")
+    g.add_argument(
+        "--host", default=d.host, help="bind address; IPv6 allowed (default: %(default)s)"
+    )
     g.add_argument("--port", type=int, default=d.port, help="bind port (default: %(default)s)")
     g.add_argument("--uds", default=None, help="bind to this UNIX domain socket instead")
     g.add_argument("--fd", type=int, default=None, help="serve on this already-open socket fd")
-    g.add_argument("--backlog", type=int, default=d.backlog, help="listen backlog (default: %(default)s)")
+    g.add_argument(
+        "--backlog", type=int, default=d.backlog, help="listen backlog (default: %(default)s)"
+    )
 
     g = p.add_argument_group("processes")
-    g.add_argument("--workers", type=int, default=d.workers, help="worker processes sharing the socket")
+    g.add_argument(
+        "--workers", type=int, default=d.workers, help="worker processes sharing the socket"
+    )
     g.add_argument("--reload", action="store_true", help="restart when files change (development)")
     g.add_argument("--reload-dir", dest="reload_dirs", action="append", default=[], metavar="DIR")
-    g.add_argument("--reload-include", dest="reload_includes", action="append", default=[], metavar="GLOB")
-    g.add_argument("--reload-exclude", dest="reload_excludes", action="append", default=[], metavar="GLOB")
+    g.add_argument(
+        "--reload-include", dest="reload_includes", action="append", default=[], metavar="GLOB"
+    )
+    g.add_argument(
+        "--reload-exclude", dest="reload_excludes", action="append", default=[], metavar="GLOB"
+    )
 
     g = p.add_argument_group("application")
     g.add_argument("--factory", action="store_true", help="APP is a factory returning the app")
     g.add_argument("--app-dir", default=d.app_dir, help="add this directory to sys.path first")
-    g.add_argument("--interface", choices=["auto", "asgi", "krandog"], default=d.interface,
-                   help="ASGI app or krandog handler; auto detects (default: %(default)s)")
-    g.add_argument("--handler-threads", action="store_true",
-                   help="run synchronous krandog handlers in a thread pool")
+    g.add_argument(
+        "--interface",
+        choices=["auto", "asgi", "krandog"],
+        default=d.interface,
+        help="ASGI app or krandog handler; auto detects (default: %(default)s)",
+    )
+    g.add_argument(
+        "--handler-threads",
+        action="store_true",
+        help="run synchronous krandog handlers in a thread pool",
+    )
     g.add_argument("--lifespan", choices=["auto", "on", "off"], default=d.lifespan)
     g.add_argument("--env-file", default=None, help="load environment variables from this file")
-    g.add_argument("--root-path", default=d.root_path, help="ASGI root_path for apps behind a path prefix")
+    g.add_argument(
+        "--root-path", default=d.root_path, help="ASGI root_path for apps behind a path prefix"
+    )
 
     g = p.add_argument_group("logging")
-    g.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])
+    g.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+    )
     g.add_argument("--log-config", default=None, help="logging config file (.ini, .json, .yaml)")
     g.add_argument("--access-log", dest="access_log", action="store_true", default=True)
     g.add_argument("--no-access-log", dest="access_log", action="store_false")
@@ -107,64 +130,152 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-use-colors", dest="use_colors", action="store_false")
 
     g = p.add_argument_group("HTTP")
-    g.add_argument("--proxy-headers", dest="proxy_headers", action="store_true", default=True,
-                   help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (default: on)")
+    g.add_argument(
+        "--proxy-headers",
+        dest="proxy_headers",
+        action="store_true",
+        default=True,
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (default: on)",
+    )
     g.add_argument("--no-proxy-headers", dest="proxy_headers", action="store_false")
-    g.add_argument("--forwarded-allow-ips", default=None,
-                   help="comma-separated IPs/CIDRs trusted as proxies, or '*' "
-                   "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)")
+    g.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="comma-separated IPs/CIDRs trusted as proxies, or '*' "
+        "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )
     g.add_argument("--server-header", dest="server_header", action="store_true", default=True)
     g.add_argument("--no-server-header", dest="server_header", action="store_false")
     g.add_argument("--date-header", dest="date_header", action="store_true", default=True)
     g.add_argument("--no-date-header", dest="date_header", action="store_false")
-    g.add_argument("--header", dest="headers", action="append", type=_header, default=[],
-                   metavar="NAME:VALUE", help="extra response header, repeatable")
-    g.add_argument("--timeout-keep-alive", type=_seconds, default=d.timeout_keep_alive,
-                   help="close idle keep-alive connections after this many seconds (default: %(default)s)")
-    g.add_argument("--timeout-request-header", type=_seconds, default=d.timeout_request_header,
-                   help="deadline for a request head, from its first byte (default: %(default)s)")
-    g.add_argument("--timeout-graceful-shutdown", type=_optional_seconds, default=d.timeout_graceful_shutdown,
-                   help="wait this long for in-flight work on shutdown (default: %(default)s)")
-    g.add_argument("--limit-concurrency", type=int, default=None, help="answer 503 beyond this many tasks")
-    g.add_argument("--limit-max-requests", type=int, default=None, help="exit after this many requests")
-    g.add_argument("--limit-request-line", type=_size, default=d.limit_request_line,
-                   help="longest request target, else 414 (default: %(default)s)")
-    g.add_argument("--limit-request-headers", type=_size, default=d.limit_request_headers,
-                   help="largest request head, else 431 (default: %(default)s)")
-    g.add_argument("--limit-request-fields", type=int, default=d.limit_request_fields,
-                   help="most request header fields, else 431 (default: %(default)s)")
-    g.add_argument("--limit-request-body", type=_optional_size, default=None,
-                   help="largest request body, else 413 (default: unlimited)")
+    g.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="NAME:VALUE",
+        help="extra response header, repeatable",
+    )
+    g.add_argument(
+        "--timeout-keep-alive",
+        type=_seconds,
+        default=d.timeout_keep_alive,
+        help="close idle keep-alive connections after this many seconds (default: %(default)s)",
+    )
+    g.add_argument(
+        "--timeout-request-header",
+        type=_seconds,
+        default=d.timeout_request_header,
+        help="deadline for a request head, from its first byte (default: %(default)s)",
+    )
+    g.add_argument(
+        "--timeout-graceful-shutdown",
+        type=_optional_seconds,
+        default=d.timeout_graceful_shutdown,
+        help="wait this long for in-flight work on shutdown (default: %(default)s)",
+    )
+    g.add_argument(
+        "--limit-concurrency", type=int, default=None, help="answer 503 beyond this many tasks"
+    )
+    g.add_argument(
+        "--limit-max-requests", type=int, default=None, help="exit after this many requests"
+    )
+    g.add_argument(
+        "--limit-request-line",
+        type=_size,
+        default=d.limit_request_line,
+        help="longest request target, else 414 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--limit-request-headers",
+        type=_size,
+        default=d.limit_request_headers,
+        help="largest request head, else 431 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--limit-request-fields",
+        type=int,
+        default=d.limit_request_fields,
+        help="most request header fields, else 431 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--limit-request-body",
+        type=_optional_size,
+        default=None,
+        help="largest request body, else 413 (default: unlimited)",
+    )
     g.add_argument("--loop", choices=["auto", "uvloop"], default="auto", help=argparse.SUPPRESS)
     g.add_argument("--http", choices=["auto", "httptools"], default="auto", help=argparse.SUPPRESS)
 
     g = p.add_argument_group("WebSocket")
-    g.add_argument("--ws", choices=["auto", "krandog", "none"], default="auto",
-                   help="'none' serves upgrade requests as plain HTTP")
-    g.add_argument("--ws-max-size", type=_size, default=d.ws_max_size,
-                   help="largest message in bytes, else close 1009 (default: %(default)s)")
-    g.add_argument("--ws-max-fragments", type=int, default=d.ws_max_fragments,
-                   help="most frames in one message, else close 1009 (default: %(default)s)")
-    g.add_argument("--ws-max-queue", type=int, default=d.ws_max_queue,
-                   help="messages buffered for the app before reading pauses (default: %(default)s)")
-    g.add_argument("--ws-ping-interval", type=_optional_seconds, default=d.ws_ping_interval,
-                   help="keepalive ping every N seconds; 0 disables (default: %(default)s)")
-    g.add_argument("--ws-ping-timeout", type=_optional_seconds, default=d.ws_ping_timeout,
-                   help="close 1011 without a pong within N seconds; 0 disables (default: %(default)s)")
-    g.add_argument("--ws-close-timeout", type=_seconds, default=d.ws_close_timeout,
-                   help="wait this long for the closing handshake (default: %(default)s)")
-    g.add_argument("--ws-per-message-deflate", type=_bool, default=d.ws_per_message_deflate,
-                   metavar="BOOL", help="negotiate permessage-deflate (default: true)")
-    g.add_argument("--ws-write-limit", type=_size, default=d.ws_write_limit,
-                   help="send waits while more than this is buffered (default: %(default)s)")
+    g.add_argument(
+        "--ws",
+        choices=["auto", "krandog", "none"],
+        default="auto",
+        help="'none' serves upgrade requests as plain HTTP",
+    )
+    g.add_argument(
+        "--ws-max-size",
+        type=_size,
+        default=d.ws_max_size,
+        help="largest message in bytes, else close 1009 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ws-max-fragments",
+        type=int,
+        default=d.ws_max_fragments,
+        help="most frames in one message, else close 1009 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ws-max-queue",
+        type=int,
+        default=d.ws_max_queue,
+        help="messages buffered for the app before reading pauses (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ws-ping-interval",
+        type=_optional_seconds,
+        default=d.ws_ping_interval,
+        help="keepalive ping every N seconds; 0 disables (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ws-ping-timeout",
+        type=_optional_seconds,
+        default=d.ws_ping_timeout,
+        help="close 1011 without a pong within N seconds; 0 disables (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ws-close-timeout",
+        type=_seconds,
+        default=d.ws_close_timeout,
+        help="wait this long for the closing handshake (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ws-per-message-deflate",
+        type=_bool,
+        default=d.ws_per_message_deflate,
+        metavar="BOOL",
+        help="negotiate permessage-deflate (default: true)",
+    )
+    g.add_argument(
+        "--ws-write-limit",
+        type=_size,
+        default=d.ws_write_limit,
+        help="send waits while more than this is buffered (default: %(default)s)",
+    )
 
     g = p.add_argument_group("TLS")
     g.add_argument("--ssl-keyfile", default=None)
     g.add_argument("--ssl-certfile", default=None)
     g.add_argument("--ssl-keyfile-password", default=None)
     g.add_argument("--ssl-version", type=int, default=d.ssl_version)
-    g.add_argument("--ssl-cert-reqs", type=int, default=d.ssl_cert_reqs,
-                   help="0 none, 1 optional, 2 required client certificates")
+    g.add_argument(
+        "--ssl-cert-reqs",
+        type=int,
+        default=d.ssl_cert_reqs,
+        help="0 none, 1 optional, 2 required client certificates",
+    )
     g.add_argument("--ssl-ca-certs", default=None)
     g.add_argument("--ssl-ciphers", default=d.ssl_ciphers)
     return p

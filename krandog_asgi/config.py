@@ -1,7 +1,7 @@
 """Every server option in one dataclass, plus the pieces derived from it once per process.
 
-The CLI builds its flags from these fields; ``krandog_asgi.run(app, **options)`` takes the same names.
-This module imports no protocol code, so every other module may import it.
+The CLI builds its flags from these fields; ``krandog_asgi.run(app, **options)`` takes the same
+names. This module imports no protocol code, so every other module may import it.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def parse_size(value: str | int) -> int:
 def _trusted_networks(
     spec: str | Sequence[str],
 ) -> tuple[bool, list[ipaddress.IPv4Network | ipaddress.IPv6Network], set[str]]:
-    """Split ``--forwarded-allow-ips`` into (trust everyone, networks, literal names such as UDS paths)."""
+    """Split ``--forwarded-allow-ips`` into (trust all, networks, literals such as UDS paths)."""
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     literals: set[str] = set()
@@ -95,7 +95,7 @@ def _trusted_networks(
 
 @dataclass
 class Config:
-    """All options of the server. Field names match the CLI flags (``--ws-max-size`` is ``ws_max_size``)."""
+    """All server options; names match the flags (``--ws-max-size`` is ``ws_max_size``)."""
 
     app: ASGIApp | Callable[..., Any] | str
     host: str = "127.0.0.1"
@@ -201,7 +201,7 @@ class Config:
         self.loaded = True
 
     def resolve_app(self) -> ASGIApp:
-        """Turn ``self.app`` into an ASGI 3 callable: import, call a factory, wrap a krandog handler."""
+        """Turn ``self.app`` into an ASGI 3 callable: import, call a factory, wrap a handler."""
         app: Any = self.app
         if isinstance(app, str):
             if self.app_dir and self.app_dir not in sys.path:
@@ -217,7 +217,7 @@ class Config:
         if interface == "auto":
             interface = "krandog" if looks_like_krandog_handler(app) else "asgi"
         if interface == "krandog":
-            from krandog_asgi.compat import krandog_app, is_krandog_app
+            from krandog_asgi.compat import is_krandog_app, krandog_app
 
             if not is_krandog_app(app):
                 app = krandog_app(app, threads=self.handler_threads)
@@ -262,15 +262,14 @@ class Config:
 
 
 def looks_like_krandog_handler(app: Any) -> bool:
-    """A krandog handler takes one positional argument; an ASGI 3 app takes (scope, receive, send)."""
+    """A krandog handler takes one positional argument; an ASGI 3 app takes three."""
     from krandog_asgi.compat import is_krandog_app
 
     if is_krandog_app(app):
         return False
     target = app
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
-        call = getattr(type(app), "__call__", None)
-        if call is None or inspect.isclass(app):
+        if inspect.isclass(app) or not callable(app):
             return False
         target = app.__call__
     try:

@@ -29,11 +29,8 @@ class ClientDisconnected(OSError):
 
 def check_header(name: bytes, value: bytes) -> None:
     """Reject a header an app wants to send if it could corrupt the framing of the response."""
-    if type(name) is not bytes or type(value) is not bytes:  # noqa: E721 - exact types only
-        if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
-            raise TypeError(
-                f"Response header names and values must be bytes, got {name!r}: {value!r}"
-            )
+    if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
+        raise TypeError(f"Response header names and values must be bytes, got {name!r}: {value!r}")
     if _TOKEN.fullmatch(name) is None:
         raise ValueError(f"Invalid response header name {name!r}")
     if _BAD_VALUE.search(value) is not None:
@@ -45,7 +42,7 @@ _STATUS_LINES: dict[int, bytes] = {}
 
 def status_line(status: int) -> bytes:
     """``HTTP/1.1 <code> <phrase>\\r\\n``, cached per code."""
-    line = _STATUS_LINES.get(status)
+    line = _STATUS_LINES.get(status) if type(status) is int else None
     if line is None:
         if type(status) is not int or not 100 <= status <= 999:
             raise ValueError(f"Invalid HTTP status code {status!r}")
@@ -59,7 +56,7 @@ def status_line(status: int) -> bytes:
 
 
 def error_response(status: int, message: str, extra_headers: bytes = b"") -> bytes:
-    """A complete ``Connection: close`` response with a short text body for errors we answer ourselves.
+    """A complete ``Connection: close`` response with a short text body, for errors we answer.
 
     The body never echoes request data, so a hostile Host or path cannot be reflected.
     """

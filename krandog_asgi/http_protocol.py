@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_to_bytes
@@ -17,7 +18,6 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from krandog_asgi.http_common import (
-    _STATUS_LINES,
     ClientDisconnected,
     check_header,
     error_response,
@@ -78,15 +78,61 @@ class _Reject(Exception):
         self.message = message
 
 
+# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host is uri-host [ ":" port ]; any other value is a 400.
+_HOST_RE = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]"
+    rb"|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
+)
+# Host values already validated (clients repeat them); None stands for "no Host" (HTTP/1.0).
+_GOOD_HOSTS: set[bytes | None] = {None}
+_ABSOLUTE_SCHEMES = {b"http", b"https", b"ws", b"wss"}
+
+
+def _check_host(host: bytes | None) -> None:
+    if host is None or _HOST_RE.fullmatch(host) is None:
+        raise _Reject(400, "Invalid Host header.")
+    if len(_GOOD_HOSTS) >= 256:
+        _GOOD_HOSTS.clear()
+        _GOOD_HOSTS.add(None)
+    _GOOD_HOSTS.add(host)
+
+
+def _absolute_target(url: bytes) -> tuple[bytes, bytes]:
+    """``http://host:port/path?q`` -> (``/path?q``, ``host:port``); anything else is a 400."""
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or scheme.lower() not in _ABSOLUTE_SCHEMES:
+        raise _Reject(400, "Invalid request target.")
+    end = len(rest)
+    for delim in b"/?#":
+        pos = rest.find(delim)
+        if 0 <= pos < end:
+            end = pos
+    authority, target = rest[:end], rest[end:]
+    if not authority or b"@" in authority or _HOST_RE.fullmatch(authority) is None:
+        raise _Reject(400, "Invalid request target.")
+    if target[:1] != b"/":
+        target = b"/" + target
+    return target, authority
+
+
 class HTTPProtocol(asyncio.Protocol):
     __slots__ = (
         "app",
+        "body_seen",
         "client",
+        "closed",
         "config",
         "cycle",
         "deadline",
         "deadline_is_header",
+        "discarding",
+        "drain_waiter",
+        "eof",
+        "failed",
+        "feed_len",
+        "gap",
         "head_bytes",
+        "head_slack",
         "headers",
         "loop",
         "parser",
@@ -103,9 +149,6 @@ class HTTPProtocol(asyncio.Protocol):
         "upgrade",
         "url",
         "write_paused",
-        "drain_waiter",
-        "closed",
-        "discarding",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -119,7 +162,15 @@ class HTTPProtocol(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.reading_head = True
+        # Bytes of the head being read: counted per read, so an upper bound. ``head_slack``
+        # bounds the part of it that came in the read which also ended the previous request.
         self.head_bytes = 0
+        self.head_slack = 0
+        self.feed_len = 0
+        # Bytes of consecutive reads inside a body that carried no content (chunk framing,
+        # extensions, trailers): bounded like a header block.
+        self.gap = 0
+        self.body_seen = False
         self.deadline = 0.0
         self.deadline_is_header = False
         self.read_paused = False
@@ -127,7 +178,9 @@ class HTTPProtocol(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.upgrade: tuple[Scope, bytes] | None = None
         self.closed = False
-        self.discarding = False
+        self.discarding = False  # input after a refused request is read and dropped
+        self.eof = False  # the client half-closed: answer what is complete, then close
+        self.failed: bytes | None = None  # an error answer waiting for the responses before it
 
     # -- connection lifecycle ---------------------------------------------------------------
 
@@ -167,11 +220,24 @@ class HTTPProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def eof_received(self) -> bool | None:
-        # A half-close from the client ends reading; responses in flight may still be written,
-        # but an idle connection can go now.
-        if self.discarding or (self.cycle is None and not self.pipeline):
+        """The client shut down its sending side.
+
+        Requests received in full are still answered (a half-close often just means "that was
+        my last request"); a partial head is dropped; a request whose body can now never
+        complete means the client is gone. An app that waits in ``receive`` for more than the
+        client sent gets ``http.disconnect``.
+        """
+        cycle = self.cycle
+        if cycle is None or self.parsing is not None or self.scheme == "https":
+            # (TLS transports cannot stay half-open: uvloop shuts them down regardless.)
             self.transport.close()
-        return None
+            return None
+        self.eof = True
+        if self.failed is None:  # else the connection closes after that error answer anyway
+            (self.pipeline[-1] if self.pipeline else cycle).keep_alive = False
+        if cycle.waiter is not None:
+            cycle.wake()
+        return True
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -238,27 +304,46 @@ class HTTPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.discarding:
             return
-        if self.reading_head:
+        self.feed_len = size = len(data)
+        reading_head = self.reading_head
+        if reading_head:
             if self.head_bytes == 0 and not self.deadline_is_header:
                 timeout = self.config.timeout_request_header
                 self.deadline = self.loop.time() + timeout if timeout else 0.0
                 self.deadline_is_header = True
-            self.head_bytes += len(data)
+            self.head_bytes += size
+        else:
+            self.body_seen = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.on_upgrade(data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
-            reject = exc.__context__
-            if isinstance(reject, _Reject):
-                self.send_error(reject.status, reject.message)
-            else:
-                logger.debug("Invalid HTTP request: %s", exc)
-                self.send_error(400, "Invalid HTTP request received.")
+            self.on_parse_error(exc, data)
             return
-        if self.reading_head and self.head_bytes > self.config.limit_request_headers:
-            self.send_error(431, "Request header fields too large.")
+        if self.reading_head:
+            if self.head_bytes > self.config.limit_request_headers:
+                self.send_error(431, "Request header fields too large.")
+        elif not reading_head:
+            if self.body_seen:
+                self.gap = 0
+            else:
+                # A whole read inside a body without one byte of content: only chunk framing,
+                # chunk extensions or a trailer section, which must not grow without bound.
+                self.gap += size
+                if self.gap > self.config.limit_request_headers:
+                    self.send_error(431, "Request trailer fields too large.")
+
+    def on_parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
+        reject = exc.__context__
+        if isinstance(reject, _Reject):
+            self.send_error(reject.status, reject.message)
+        elif b"PRI * HTTP/2.0\r\n" in data:
+            self.send_error(505, "HTTP version not supported.")
+        else:
+            logger.debug("Invalid HTTP request: %s", exc)
+            self.send_error(400, "Invalid HTTP request received.")
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -269,7 +354,8 @@ class HTTPProtocol(asyncio.Protocol):
         headers = self.headers
         if len(headers) >= self.config.limit_request_fields:
             raise _Reject(431, "Too many request header fields.")
-        headers.append((name.lower(), value))
+        # llhttp drops leading whitespace; RFC 9110 §5.5 excludes trailing whitespace too.
+        headers.append((name.lower(), value.rstrip()))
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -281,7 +367,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self.deadline_is_header = False
         config = self.config
-        if self.head_bytes > config.limit_request_headers:
+        if self.head_bytes + self.head_slack > config.limit_request_headers:
             size = len(url) + sum(len(n) + len(v) + 4 for n, v in headers)
             if size > config.limit_request_headers:
                 raise _Reject(431, "Request header fields too large.")
@@ -293,7 +379,8 @@ class HTTPProtocol(asyncio.Protocol):
             if version != "1.0":
                 version = "1.1"  # RFC 9110 §6.2: answer a higher minor version as 1.1
         hosts = 0
-        expect_continue = has_te = has_body = proxied = False
+        host = expect = content_length = None
+        framing = has_te = bad_te = proxied = False
         upgrade = b""
         interesting = _REQUEST_HEADERS
         for name, value in headers:
@@ -302,42 +389,49 @@ class HTTPProtocol(asyncio.Protocol):
                 continue
             if kind == _HOST:
                 hosts += 1
-            elif kind == _EXPECT:
-                expect_continue = value.lower() == b"100-continue"
-            elif kind == _TE:
-                has_te = has_body = True
+                host = value
             elif kind == _CL:
-                has_body = has_body or value != b"0"
+                content_length = value
+                framing = True
+            elif kind == _TE:
+                has_te = framing = True
+                if value.lower() != b"chunked":
+                    bad_te = True
+            elif kind == _EXPECT:
+                expect = value
+                framing = True
             elif kind == _UPGRADE:
-                upgrade = value
+                upgrade += value + b","
             else:
                 proxied = True
-        if version == "1.1":
-            if hosts != 1:
-                raise _Reject(400, "A request must carry exactly one Host header.")
-        elif hosts > 1:
-            raise _Reject(400, "A request must carry at most one Host header.")
-        elif has_te:
-            # RFC 9112 §6.1: chunked framing from an HTTP/1.0 client cannot be trusted.
-            raise _Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0 requests.")
+        # RFC 9112 §3.2: exactly one Host in 1.1, and never an invalid one.
+        if hosts != 1 and (version == "1.1" or hosts > 1):
+            raise _Reject(400, "A request must carry exactly one Host header.")
+        if host not in _GOOD_HOSTS:
+            _check_host(host)
+        expect_continue = False
+        if framing:
+            expect_continue = self.check_framing(
+                headers, version, has_te, bad_te, expect, content_length
+            )
 
         method_b = parser.get_method()
         method = METHODS.get(method_b)
         if method is None:
-            method = METHODS[method_b] = method_b.decode("ascii")
+            method = method_b.decode("ascii")
+            if method == "CONNECT":
+                # A tunnel cannot be expressed in ASGI http, and the parser would treat what
+                # follows the head as tunnel data: refuse before anything is skipped.
+                raise _Reject(501, "CONNECT is not supported.")
+            METHODS[method_b] = method
 
         raw = url
-        if raw[:1] != b"/":
-            if raw == b"*" and method == "OPTIONS":
-                raw = b"*"
-            else:
-                try:
-                    parsed = httptools.parse_url(raw)
-                except httptools.HttpParserInvalidURLError:
-                    raise _Reject(400, "Invalid request target.") from None
-                raw = parsed.path or b"/"
-                if parsed.query:
-                    raw += b"?" + parsed.query
+        if raw[:1] != b"/" and (raw != b"*" or method != "OPTIONS"):
+            # RFC 9112 §3.2.2: absolute-form; its authority replaces the Host header.
+            raw, authority = _absolute_target(raw)
+            headers = [(n, authority if n == b"host" else v) for n, v in headers]
+            if not hosts:
+                headers.insert(0, (b"host", authority))  # HTTP/1.0 may omit Host
         if b"#" in raw:
             raw = raw.partition(b"#")[0]
         raw_path, _, query = raw.partition(b"?")
@@ -366,7 +460,7 @@ class HTTPProtocol(asyncio.Protocol):
             apply_proxy_headers(scope, config)
 
         if upgrade and parser.should_upgrade():
-            if has_body:
+            if has_te or (content_length is not None and content_length != b"0"):
                 # The parser does not frame the body of an upgrade request; refusing it is the
                 # only way to be sure no byte of it is read as a second request.
                 raise _Reject(400, "Upgrade requests with a body are not supported.")
@@ -389,7 +483,43 @@ class HTTPProtocol(asyncio.Protocol):
             self.pipeline.append(cycle)
             self.pause_reading()
 
+    def check_framing(
+        self,
+        headers: list[tuple[bytes, bytes]],
+        version: str,
+        has_te: bool,
+        bad_te: bool,
+        expect: bytes | None,
+        content_length: bytes | None,
+    ) -> bool:
+        """Rules for requests that carry a body or an expectation; returns ``expect_continue``."""
+        if has_te:
+            if version == "1.0":
+                # RFC 9112 §6.1: chunked framing from an HTTP/1.0 client cannot be trusted.
+                raise _Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0 requests.")
+            if bad_te:
+                codings = [
+                    c.strip().lower()
+                    for n, v in headers
+                    if n == b"transfer-encoding"
+                    for c in v.split(b",")
+                ]
+                if codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
+                    # RFC 9112 §6.3: chunked not final (or applied twice): no reliable length.
+                    raise _Reject(400, "Invalid Transfer-Encoding.")
+                # RFC 9112 §6.1: a transfer coding we do not implement.
+                raise _Reject(501, "Only the chunked transfer coding is supported.")
+        limit = self.config.limit_request_body
+        if content_length is not None and limit is not None and int(content_length) > limit:
+            raise _Reject(413, "Request body too large.")
+        if expect is None or version == "1.0":
+            return False  # RFC 9110 §10.1.1: an HTTP/1.0 expectation MUST be ignored
+        if expect.lower() != b"100-continue":
+            raise _Reject(417, "Expectation Failed.")
+        return True
+
     def on_body(self, body: bytes) -> None:
+        self.body_seen = True
         cycle = self.parsing
         if cycle is not None:
             cycle.on_body(body)
@@ -397,6 +527,9 @@ class HTTPProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.reading_head = True
         self.head_bytes = 0
+        self.head_slack = self.feed_len
+        if self.headers:
+            self.headers = []  # a trailer section: never part of the next request
         cycle = self.parsing
         if cycle is not None:
             self.parsing = None
@@ -405,8 +538,8 @@ class HTTPProtocol(asyncio.Protocol):
     def on_upgrade(self, rest: bytes) -> None:
         """The parser stopped at an upgrade; ``rest`` is everything after the request head."""
         if self.upgrade is None:
-            # Not a WebSocket upgrade (h2c, CONNECT, or --ws none): served as plain HTTP
-            # above; go on parsing what follows.
+            # Not a WebSocket upgrade (h2c, or --ws none): served as plain HTTP above; go on
+            # parsing what follows.
             if rest:
                 self.data_received(rest)
             return
@@ -434,23 +567,34 @@ class HTTPProtocol(asyncio.Protocol):
     # -- responses --------------------------------------------------------------------------
 
     def send_error(self, status: int, message: str) -> None:
-        """Answer a request we refuse ourselves, then close (the stream can no longer be trusted)."""
+        """Refuse the request being read. No byte after it can be trusted, so input is dropped
+        from here on and the connection closes once the answer is out; responses to the valid
+        requests before it (pipelined) are still sent first, in order."""
         self.reading_head = False
         self.deadline = 0.0
         self.deadline_is_header = False
+        self.discarding = True
         if self.closed or self.transport.is_closing():
             return
-        if self.cycle is not None and self.cycle.response_started:
-            # The response in flight owns the wire; cutting it is all we can do.
-            self.transport.close()
-            return
-        for cycle in (self.cycle, self.parsing, *self.pipeline):
-            if cycle is not None:
-                cycle.on_disconnect()
-        self.cycle = self.parsing = None
-        self.pipeline.clear()
-        self.transport.write(error_response(status, message, self.state.default_headers))
-        self.close_lingering()
+        data = error_response(status, message, self.state.default_headers)
+        failing = self.parsing
+        self.parsing = None
+        if failing is not None:
+            # The head was fine but the body is not: the app (if already running) sees a
+            # disconnect instead of a truncated body.
+            failing.on_disconnect()
+            if failing.response_started:
+                # Its answer already went out, or is going out: nothing more can be said.
+                self.transport.close()
+                return
+            if failing is not self.cycle:
+                self.pipeline.pop()  # it was queued behind the one in flight (the last one)
+        if self.cycle is None or self.cycle is failing:
+            self.cycle = None
+            self.transport.write(data)
+            self.close_lingering()
+        else:
+            self.failed = data  # written by on_cycle_done once the earlier responses are out
 
     def close_lingering(self) -> None:
         """Close after an error answer, but keep draining input for a moment.
@@ -474,7 +618,7 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.cycle = None
         if not cycle.keep_alive or self.closed:
-            if self.closed:
+            if self.closed or self.transport.is_closing():
                 return
             if self.parsing is not None:
                 self.close_lingering()  # the client may still be sending the request body
@@ -489,12 +633,16 @@ class HTTPProtocol(asyncio.Protocol):
                 self.resume_reading()
             nxt.start(self.app)
             return
+        if self.failed is not None:
+            self.transport.write(self.failed)
+            self.failed = None
+            self.close_lingering()
+            return
         if self.upgrade is not None:
             self.switch_to_websocket()
             return
-        if self.parsing is None and self.reading_head:
-            if self.head_bytes == 0:
-                self.set_keep_alive_deadline()
+        if self.parsing is None and self.reading_head and self.head_bytes == 0:
+            self.set_keep_alive_deadline()
         self.resume_reading()
 
 
@@ -516,6 +664,7 @@ class RequestCycle:
         "more_body_delivered",
         "no_body",
         "protocol",
+        "received",
         "response_complete",
         "response_started",
         "scope",
@@ -535,7 +684,8 @@ class RequestCycle:
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.body: list[bytes] = []
-        self.body_size = 0
+        self.body_size = 0  # buffered, for flow control
+        self.received = 0  # in total, for --limit-request-body
         self.body_complete = False
         self.more_body_delivered = False
         self.disconnected = False
@@ -582,7 +732,10 @@ class RequestCycle:
                     self.send_500()
             elif not self.response_complete and not self.disconnected:
                 logger.error("ASGI callable returned without completing response.")
-                self.abort()
+                if self.head_pending:
+                    self.send_500()  # nothing was written yet: the client can still be told
+                else:
+                    self.abort()
         finally:
             cycles.discard(self)
 
@@ -594,7 +747,9 @@ class RequestCycle:
         if isinstance(exc, ClientDisconnected) and self.disconnected:
             return
         logger.error("Exception in ASGI application", exc_info=exc)
-        if not self.response_started:
+        if not self.response_started or self.head_pending:
+            # Nothing on the wire yet (the head waits for the first body chunk), so the
+            # response can still be replaced by an error (ASGI: "leeway to replace").
             self.send_500()
         elif not self.response_complete:
             self.abort()
@@ -603,6 +758,7 @@ class RequestCycle:
         if self.disconnected:
             return
         self.keep_alive = False
+        self.head_pending = False
         self.response_started = self.response_complete = True
         self.status = 500
         data = error_response(500, "Internal Server Error", self.protocol.state.default_headers)
@@ -613,21 +769,25 @@ class RequestCycle:
     def abort(self) -> None:
         """The response cannot be completed: closing is the only honest signal left."""
         self.keep_alive = False
+        self.head_pending = False
         self.response_complete = True
         if not self.disconnected:
             self.transport.close()
+            self.disconnected = True  # the connection is gone: later sends raise
         self.finish()
 
     # -- request body (parser side) ---------------------------------------------------------
 
     def on_body(self, chunk: bytes) -> None:
+        limit = self.protocol.config.limit_request_body
+        if limit is not None:
+            self.received += len(chunk)
+            if self.received > limit:
+                raise _Reject(413, "Request body too large.")
         if self.response_complete or self.disconnected:
             return  # nobody will read it; keep parsing to reach the next request
         self.body.append(chunk)
         self.body_size += len(chunk)
-        limit = self.protocol.config.limit_request_body
-        if limit is not None and self.body_size > limit:
-            raise _Reject(413, "Request body too large.")
         if self.body_size > HIGH_WATER:
             self.protocol.pause_reading()
         self.wake()
@@ -662,6 +822,12 @@ class RequestCycle:
             if self.body or (self.body_complete and not self.more_body_delivered):
                 return self.take_body()
             protocol = self.protocol
+            if protocol.eof:
+                # The client half-closed and all it sent has been read: waiting for more means
+                # waiting for a client that is gone.
+                self.disconnected = True
+                protocol.transport.close()
+                break
             if protocol.read_paused and protocol.cycle is self and not protocol.pipeline:
                 protocol.resume_reading()
             waiter = self.waiter = protocol.loop.create_future()
@@ -670,10 +836,7 @@ class RequestCycle:
 
     def take_body(self) -> Message:
         body = self.body
-        if len(body) == 1:
-            data = body[0]
-        else:
-            data = b"".join(body)
+        data = body[0] if len(body) == 1 else b"".join(body)
         self.body = []
         self.body_size = 0
         more = not self.body_complete
@@ -689,10 +852,10 @@ class RequestCycle:
             raise ClientDisconnected("The client disconnected")
         if kind == "http.response.body":
             if not self.response_started or self.response_complete:
+                if self.response_complete:
+                    return  # ASGI: "any further messages on the channel will be ignored"
                 raise RuntimeError(
-                    "Unexpected ASGI message 'http.response.body' "
-                    + ("after response already completed." if self.response_started else "")
-                    + ("before 'http.response.start'." if not self.response_started else "")
+                    "Unexpected ASGI message 'http.response.body' before 'http.response.start'."
                 )
             self.write_body(message.get("body", b""), message.get("more_body", False))
             if self.protocol.write_paused:
@@ -701,6 +864,8 @@ class RequestCycle:
                     raise ClientDisconnected("The client disconnected")
         elif kind == "http.response.start":
             if self.response_started:
+                if self.response_complete:
+                    return  # ignored, as above
                 raise RuntimeError("Unexpected ASGI message 'http.response.start' sent twice.")
             self.start_response(message)
         else:
@@ -709,7 +874,10 @@ class RequestCycle:
     def start_response(self, message: Message) -> None:
         status = message["status"]
         protocol = self.protocol
-        parts = [_STATUS_LINES.get(status) or status_line(status), protocol.state.default_headers]
+        parts = [
+            _RESPONSE_LINES.get(status) or _response_line(status),
+            protocol.state.default_headers,
+        ]
         content_length: int | None = None
         keep_alive = self.keep_alive
         replace_defaults = False
@@ -720,7 +888,7 @@ class RequestCycle:
             except (KeyError, TypeError):
                 line, kind = _render_header(header)
             if kind:
-                name, value = header
+                value = header[1]
                 if kind == _CONTENT_LENGTH:
                     if not value.isdigit() or (
                         content_length is not None and int(value) != content_length
@@ -739,9 +907,15 @@ class RequestCycle:
         if replace_defaults:
             parts[1] = _merge_defaults(protocol.state.default_headers, parts[2:])
         scope = self.scope
-        no_body = scope["method"] == "HEAD" or status in (204, 304) or status < 200
-        if status == 101:
-            raise ValueError("Status 101 is not allowed; use a websocket scope to upgrade")
+        no_body = status == 204 or status == 304 or scope["method"] == "HEAD"
+        if content_length is not None and status == 204:
+            # RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204 response.
+            parts = [p for p in parts if p[:15].lower() != b"content-length:"]
+            content_length = None
+        if self.expect_continue and not self.body_complete:
+            # We never asked for the body, so the client may or may not send it: the bytes
+            # that follow cannot be framed with certainty.
+            keep_alive = False
         http10 = scope["http_version"] == "1.0"
         chunked = False
         if content_length is None and not no_body:
@@ -783,7 +957,10 @@ class RequestCycle:
         else:
             self.bytes_sent += size
             if self.content_length is not None and self.bytes_sent > self.content_length:
-                self.abort()
+                if self.head_pending:
+                    self.send_500()  # nothing written yet: say so instead of a bare close
+                else:
+                    self.abort()
                 raise RuntimeError("Response content longer than Content-Length")
         head = b""
         if self.head_pending:
@@ -792,13 +969,14 @@ class RequestCycle:
         if self.chunked:
             if size:
                 frame = b"%x\r\n" % size
+                if more_body:
+                    parts: tuple[bytes, ...] = (head, frame, body, CRLF)
+                else:
+                    parts = (head, frame, body, CRLF, LAST_CHUNK)
                 if size < 16384:
-                    parts = (head, frame, body, CRLF) if more_body else (head, frame, body, CRLF, LAST_CHUNK)
                     transport.write(b"".join(parts))
                 else:
-                    transport.writelines(
-                        (head, frame, body, CRLF) if more_body else (head, frame, body, CRLF, LAST_CHUNK)
-                    )
+                    transport.writelines(parts)
             elif not more_body:
                 transport.write(head + LAST_CHUNK if head else LAST_CHUNK)
             elif head:
@@ -813,12 +991,9 @@ class RequestCycle:
         elif head:
             transport.write(head)
         if not more_body:
-            if self.content_length is not None and not self.no_body and self.bytes_sent != self.content_length:
+            length = self.content_length
+            if length is not None and not self.no_body and self.bytes_sent != length:
                 logger.error("Response content shorter than Content-Length")
-                self.keep_alive = False
-            if self.expect_continue and not self.body_complete:
-                # We never asked for the body, so the client may or may not send it: the next
-                # bytes cannot be framed with certainty.
                 self.keep_alive = False
             self.response_complete = True
             self.finish()
@@ -838,7 +1013,9 @@ class RequestCycle:
     def log_access(self) -> None:
         scope = self.scope
         client = scope.get("client")
-        client_s = "%s:%s" % tuple(client) if client else "-"
+        client_s = f"{client[0]}:{client[1]}" if client else "-"
+        if client is not self.protocol.client:
+            client_s = escape_for_log(client_s)  # from X-Forwarded-For: any visible bytes
         path = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("latin-1")
@@ -853,6 +1030,17 @@ class RequestCycle:
             self.bytes_sent,
             duration,
         )
+
+
+_RESPONSE_LINES: dict[int, bytes] = {}
+
+
+def _response_line(status: Any) -> bytes:
+    """The status line for a final response; 1xx (interim), 101 and non-codes are refused."""
+    if type(status) is not int or not 200 <= status <= 599:
+        raise ValueError(f"Invalid HTTP status code {status!r} in 'http.response.start'")
+    line = _RESPONSE_LINES[status] = status_line(status)
+    return line
 
 
 _HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}

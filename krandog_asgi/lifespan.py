@@ -53,7 +53,9 @@ class Lifespan:
         logger.info("Waiting for application shutdown.")
         await self.receive_queue.put({"type": "lifespan.shutdown"})
         await self.shutdown_event.wait()
-        if self.shutdown_failed or (self.error_occured and self.mode == "on"):
+        # Startup succeeded, so the app does speak lifespan: an exception now is a failure
+        # in either mode.
+        if self.shutdown_failed or self.error_occured:
             logger.error("Application shutdown failed. Exiting.")
             self.should_exit = True
         else:
@@ -62,7 +64,7 @@ class Lifespan:
     async def main(self) -> None:
         scope = {
             "type": "lifespan",
-            "asgi": {"version": "3.0", "spec_version": "2.5"},
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
             "state": self.state,
         }
         try:
@@ -71,9 +73,8 @@ class Lifespan:
             self.error_occured = True
             if self.startup_failed or self.shutdown_failed:
                 return
-            if self.mode == "auto":
-                msg = "ASGI 'lifespan' protocol appears unsupported."
-                logger.info(msg)
+            if self.mode == "auto" and not self.startup_event.is_set():
+                logger.info("ASGI 'lifespan' protocol appears unsupported.")
             else:
                 logger.error("Exception in 'lifespan' protocol", exc_info=exc)
         finally:

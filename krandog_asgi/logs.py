@@ -36,7 +36,7 @@ class _Formatter(logging.Formatter):
         super().__init__("%(levelprefix)s %(message)s")
         self.use_colors = use_colors
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging API
+    def formatMessage(self, record: logging.LogRecord) -> str:
         name = record.levelname
         pad = " " * max(0, 8 - len(name))
         if self.use_colors:
@@ -69,7 +69,10 @@ def configure_logging(
     else:
         if use_colors is None:
             use_colors = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
-        for name, stream in (("krandog_asgi.error", sys.stderr), ("krandog_asgi.access", sys.stdout)):
+        for name, stream in (
+            ("krandog_asgi.error", sys.stderr),
+            ("krandog_asgi.access", sys.stdout),
+        ):
             log = logging.getLogger(name)
             for handler in list(log.handlers):
                 if getattr(handler, "_krandog", False):

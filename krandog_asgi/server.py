@@ -35,7 +35,7 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.state: ServerState | None = None
-        self.servers: list[asyncio.AbstractServer] = []
+        self.servers: list[asyncio.Server] = []
         self.started = False
         self.exit_code = 0
         self._exit_event: asyncio.Event | None = None
@@ -100,9 +100,8 @@ class Server:
             return HTTPProtocol(state)
 
         ctx = config.ssl_context
-        if sockets is None:
-            if config.uds or config.fd is not None:
-                sockets = [config.bind_socket()]
+        if sockets is None and (config.uds or config.fd is not None):
+            sockets = [config.bind_socket()]
         if sockets is not None:
             for sock in sockets:
                 if sock.family == socket.AF_UNIX:
@@ -125,11 +124,13 @@ class Server:
             )
             self.servers.append(srv)
         scheme = "https" if ctx else "http"
-        for srv in self.servers:
-            for sock in srv.sockets or ():
+        for listener in self.servers:
+            for sock in listener.sockets or ():
                 name = sock.getsockname()
                 if sock.family == socket.AF_UNIX:
-                    logger.info("krandog-asgi running on unix socket %s (Press CTRL+C to quit)", name)
+                    logger.info(
+                        "krandog-asgi running on unix socket %s (Press CTRL+C to quit)", name
+                    )
                     continue
                 host, port = name[0], name[1]
                 self.bound_addresses.append((host, port))
@@ -139,8 +140,10 @@ class Server:
                 )
 
     def _on_max_requests(self) -> None:
-        logger.warning("Maximum request limit of %d exceeded. Terminating process.",
-                       self.config.limit_max_requests)
+        logger.warning(
+            "Maximum request limit of %d exceeded. Terminating process.",
+            self.config.limit_max_requests,
+        )
         self.request_exit()
 
     async def _shutdown(self, state: ServerState) -> None:

@@ -130,9 +130,7 @@ def run_workers(config: Config) -> int:
                 workers[i] = _Worker(config, sock)
     finally:
         logger.info("Stopping %d worker(s).", len(workers))
-        threads = [
-            threading.Thread(target=w.stop, args=(_stop_timeout(config),)) for w in workers
-        ]
+        threads = [threading.Thread(target=w.stop, args=(_stop_timeout(config),)) for w in workers]
         for t in threads:
             t.start()
         for t in threads:
@@ -167,9 +165,7 @@ def run_reloader(config: Config) -> int:
     sock = config.bind_socket()
     signals = _Signals()
     signals.install()
-    logger.info(
-        "Will watch for changes in these directories: %s", [str(r) for r in roots]
-    )
+    logger.info("Will watch for changes in these directories: %s", [str(r) for r in roots])
     logger.info("Started reloader process [%d] using WatchFiles", os.getpid())
     worker = _Worker(config, sock)
     stop = threading.Event()

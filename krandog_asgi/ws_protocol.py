@@ -31,7 +31,7 @@ __all__ = ["WebSocketProtocol"]
 
 logger = logging.getLogger("krandog_asgi.error")
 
-ASGI_WS_VERSION = {"version": "3.0", "spec_version": "2.4"}
+ASGI_WS_VERSION = {"version": "3.0", "spec_version": "2.5"}
 PENDING_LIMIT = 64 * 1024  # bytes a client may send before the app accepts, before we stop reading
 # Response headers the handshake owns; an app cannot override them through websocket.accept.
 _RESERVED = frozenset(

@@ -68,12 +68,14 @@ class RunningServer:
 
 def _pump(proc: subprocess.Popen[str], lines: list[str]) -> None:
     assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
+    lines.extend(proc.stdout)  # appends line by line as the server writes
 
 
 def start_server(
-    app: str, *args: str, env: dict[str, str] | None = None, timeout: float = 15.0,
+    app: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 15.0,
     cwd: Path | None = None,
 ) -> RunningServer:
     cmd = [sys.executable, "-m", "krandog_asgi", app, "--app-dir", str(APPS)]
@@ -96,7 +98,7 @@ def start_server(
     threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for line in list(lines):
+        for line in lines:
             match = RUNNING.search(line)
             if match:
                 host = match.group(2).strip("[]")

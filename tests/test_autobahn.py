@@ -28,12 +28,29 @@ def autobahn_env() -> dict[str, str]:
 
 @pytest.mark.skipif(not (AUTOBAHN / "run-server-suite.sh").exists(), reason=f"{AUTOBAHN} not found")
 def test_autobahn_server_fast(serve, tmp_path: Path) -> None:
-    server = serve("asgi_echo_app:app", "--ws-max-size", "33554432", "--log-level", "warning",
-                   "--app-dir", str(ROOT / "examples"))
+    server = serve(
+        "asgi_echo_app:app",
+        "--ws-max-size",
+        "33554432",
+        "--log-level",
+        "warning",
+        "--app-dir",
+        str(ROOT / "examples"),
+    )
     result = subprocess.run(
-        [str(AUTOBAHN / "run-server-suite.sh"), server.ws_url, "--fast", "--agent", "krandog",
-         "--out", str(tmp_path / "report")],
-        capture_output=True, text=True, timeout=900, env=autobahn_env(),
+        [
+            str(AUTOBAHN / "run-server-suite.sh"),
+            server.ws_url,
+            "--fast",
+            "--agent",
+            "krandog",
+            "--out",
+            str(tmp_path / "report"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=autobahn_env(),
     )
     summary = re.search(r"^autobahn: OK=.*$", result.stdout, re.M)
     assert summary, result.stdout + result.stderr

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import APPS, ROOT, start_server
+from tests.conftest import APPS, ROOT
 
 
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -77,7 +77,9 @@ def test_failing_factory_exits_1() -> None:
 
 
 def test_lifespan_startup_failure_exits_3() -> None:
-    result = run_cli("proc:failing_startup", "--app-dir", str(APPS), "--port", "0", "--lifespan", "on")
+    result = run_cli(
+        "proc:failing_startup", "--app-dir", str(APPS), "--port", "0", "--lifespan", "on"
+    )
     assert result.returncode == 3
     assert "no database" in result.stderr
     assert "Application startup failed" in result.stderr
@@ -136,7 +138,16 @@ def test_fd(tmp_path: Path) -> None:
     sock.listen(16)
     port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "krandog_asgi", "proc:app", "--app-dir", str(APPS), "--fd", str(sock.fileno())],
+        [
+            sys.executable,
+            "-m",
+            "krandog_asgi",
+            "proc:app",
+            "--app-dir",
+            str(APPS),
+            "--fd",
+            str(sock.fileno()),
+        ],
         cwd=ROOT,
         pass_fds=[sock.fileno()],
         stdout=subprocess.PIPE,
@@ -195,11 +206,20 @@ def test_tls_client_certificate_required(serve, tls_files, tmp_path: Path) -> No
     ca_path = tmp_path / "client-ca.pem"
     client_ca.cert_pem.write_to_path(str(ca_path))
     server = serve(
-        "proc:app", "--ssl-certfile", cert, "--ssl-keyfile", key,
-        "--ssl-ca-certs", str(ca_path), "--ssl-cert-reqs", str(int(ssl.CERT_REQUIRED)),
+        "proc:app",
+        "--ssl-certfile",
+        cert,
+        "--ssl-keyfile",
+        key,
+        "--ssl-ca-certs",
+        str(ca_path),
+        "--ssl-cert-reqs",
+        str(int(ssl.CERT_REQUIRED)),
     )
-    with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)), \
-            httpx.Client(verify=client_ctx) as client:
+    with (
+        pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)),
+        httpx.Client(verify=client_ctx) as client,
+    ):
         client.get(server.url + "/")
     client_cert = client_ca.issue_cert("client")
     client_cert.configure_cert(client_ctx)
@@ -221,7 +241,9 @@ def _pids(url: str, n: int) -> set[int]:
 def test_workers_share_the_socket_and_are_restarted(serve) -> None:
     server = serve("proc:app", "--workers", "2")
     assert server.wait_for_log(r"(?s)(running on.*){2}", timeout=15)
-    started = [int(p) for p in __import__("re").findall(r"Started server process \[(\d+)\]", server.log)]
+    started = [
+        int(p) for p in __import__("re").findall(r"Started server process \[(\d+)\]", server.log)
+    ]
     assert len(started) == 2
     pids = _pids(server.url + "/", 40)
     assert pids <= set(started)
@@ -229,7 +251,9 @@ def test_workers_share_the_socket_and_are_restarted(serve) -> None:
     os.kill(victim, signal.SIGKILL)
     assert server.wait_for_log(rf"Worker \[{victim}\] died", timeout=10)
     assert server.wait_for_log(r"(?s)(running on.*){3}", timeout=15)
-    new = [int(p) for p in __import__("re").findall(r"Started server process \[(\d+)\]", server.log)]
+    new = [
+        int(p) for p in __import__("re").findall(r"Started server process \[(\d+)\]", server.log)
+    ]
     assert len(new) == 3
     deadline = time.monotonic() + 10
     seen: set[int] = set()
@@ -255,8 +279,16 @@ def test_reload_restarts_on_change(serve, tmp_path: Path) -> None:
         "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
         "    await send({'type': 'http.response.body', 'body': b'one'})\n"
     )
-    server = serve("reloadme:app", "--reload", "--reload-dir", str(tmp_path), "--app-dir", str(tmp_path),
-                   "--lifespan", "off")
+    server = serve(
+        "reloadme:app",
+        "--reload",
+        "--reload-dir",
+        str(tmp_path),
+        "--app-dir",
+        str(tmp_path),
+        "--lifespan",
+        "off",
+    )
     assert httpx.get(server.url + "/").text == "one"
     time.sleep(0.6)  # let the watcher settle before the edit
     module.write_text(module.read_text().replace("b'one'", "b'two'"))
@@ -293,7 +325,8 @@ def test_sigterm_finishes_in_flight_request_and_closes_idle_connections(serve) -
     assert idle.recv(1) == b""  # the idle keep-alive connection is closed at once
     thread.join(10)
     response = result["response"]
-    assert isinstance(response, httpx.Response) and response.status_code == 200
+    assert isinstance(response, httpx.Response)
+    assert response.status_code == 200
     assert server.proc.wait(10) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1)

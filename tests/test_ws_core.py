@@ -89,7 +89,9 @@ def norm(events: list[object]) -> list[object]:
     return [e if isinstance(e, str | bytes) else repr(e) for e in events]
 
 
-def feed_three_ways(make: Callable[[], tuple[Connection, list[bytes]]], data: bytes) -> list[object]:
+def feed_three_ways(
+    make: Callable[[], tuple[Connection, list[bytes]]], data: bytes
+) -> list[object]:
     """Feed ``data`` whole, byte by byte, and with a trailing ping; all must agree."""
     conn, _ = make()
     whole = norm(conn.receive_data(data))
@@ -119,12 +121,16 @@ class TestBaseFraming:
     @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
     def test_payload_lengths_7_16_64_bit(self, size: int) -> None:
         payload = os.urandom(size)
-        assert feed_three_ways(server, frame(OP_BINARY, payload)) == [payload] if size < 2000 else True
+        assert (
+            feed_three_ways(server, frame(OP_BINARY, payload)) == [payload] if size < 2000 else True
+        )
         conn, _ = server()
         assert conn.receive_data(frame(OP_BINARY, payload)) == [payload]
 
     def test_text_message(self) -> None:
-        assert feed_three_ways(server, frame(OP_TEXT, "héllo wörld €".encode())) == ["héllo wörld €"]
+        assert feed_three_ways(server, frame(OP_TEXT, "héllo wörld €".encode())) == [
+            "héllo wörld €"
+        ]
 
     def test_several_frames_in_one_read(self) -> None:
         data = frame(OP_TEXT, b"a") + frame(OP_BINARY, b"b") + frame(OP_TEXT, b"c")
@@ -191,7 +197,11 @@ class TestMasking:
 
 class TestFragmentation:
     def test_text_in_fragments(self) -> None:
-        data = frame(OP_TEXT, b"frag", fin=False) + frame(OP_CONT, b"men", fin=False) + frame(OP_CONT, b"ted")
+        data = (
+            frame(OP_TEXT, b"frag", fin=False)
+            + frame(OP_CONT, b"men", fin=False)
+            + frame(OP_CONT, b"ted")
+        )
         assert feed_three_ways(server, data) == ["fragmented"]
 
     def test_control_frames_interleaved(self) -> None:
@@ -204,7 +214,11 @@ class TestFragmentation:
 
     def test_multibyte_character_split_across_fragments(self) -> None:
         raw = "€".encode()
-        data = frame(OP_TEXT, raw[:1], fin=False) + frame(OP_CONT, raw[1:2], fin=False) + frame(OP_CONT, raw[2:])
+        data = (
+            frame(OP_TEXT, raw[:1], fin=False)
+            + frame(OP_CONT, raw[1:2], fin=False)
+            + frame(OP_CONT, raw[2:])
+        )
         assert feed_three_ways(server, data) == ["€"]
 
     def test_continuation_without_message_fails(self) -> None:
@@ -224,9 +238,11 @@ class TestFragmentation:
     def test_outgoing_fragmentation(self) -> None:
         conn, out = server()
         conn.send_binary(b"abcdefghij", fragment_size=4)
-        assert out == [frame(OP_BINARY, b"abcd", fin=False, mask=None),
-                       frame(OP_CONT, b"efgh", fin=False, mask=None),
-                       frame(OP_CONT, b"ij", mask=None)]
+        assert out == [
+            frame(OP_BINARY, b"abcd", fin=False, mask=None),
+            frame(OP_CONT, b"efgh", fin=False, mask=None),
+            frame(OP_CONT, b"ij", mask=None),
+        ]
         peer, _ = client()
         assert peer.receive_data(b"".join(out)) == [b"abcdefghij"]
 
@@ -264,7 +280,9 @@ class TestControlFrames:
         assert conn.state is State.CLOSING
 
     def test_close_in_the_middle_of_a_fragmented_message(self) -> None:
-        data = frame(OP_TEXT, b"frag", fin=False) + frame(OP_CLOSE, b"\x03\xe8") + frame(OP_CONT, b"x")
+        data = (
+            frame(OP_TEXT, b"frag", fin=False) + frame(OP_CLOSE, b"\x03\xe8") + frame(OP_CONT, b"x")
+        )
         assert feed_three_ways(server, data) == ["CloseReceived(1000, '')"]
 
     def test_one_byte_close_payload_fails(self) -> None:
@@ -283,10 +301,32 @@ class TestControlFrames:
 
 @pytest.mark.parametrize(
     ("code", "valid"),
-    [(1000, True), (1001, True), (1002, True), (1003, True), (1007, True), (1008, True),
-     (1009, True), (1010, True), (1011, True), (1012, True), (1013, True), (1014, True),
-     (3000, True), (3999, True), (4000, True), (4999, True), (999, False), (1004, False),
-     (1005, False), (1006, False), (1015, False), (1016, False), (2999, False), (5000, False)],
+    [
+        (1000, True),
+        (1001, True),
+        (1002, True),
+        (1003, True),
+        (1007, True),
+        (1008, True),
+        (1009, True),
+        (1010, True),
+        (1011, True),
+        (1012, True),
+        (1013, True),
+        (1014, True),
+        (3000, True),
+        (3999, True),
+        (4000, True),
+        (4999, True),
+        (999, False),
+        (1004, False),
+        (1005, False),
+        (1006, False),
+        (1015, False),
+        (1016, False),
+        (2999, False),
+        (5000, False),
+    ],
 )
 def test_close_code_validity(code: int, valid: bool) -> None:
     assert close_code_is_valid(code) is valid
@@ -337,7 +377,8 @@ class TestClosing:
         assert failure(1007)(norm(events))
         conn.fail(1007, "invalid UTF-8")
         conn.fail(1002)
-        assert len(out) == 1 and out[0][:4] == b"\x88\x0f\x03\xef"
+        assert len(out) == 1
+        assert out[0][:4] == b"\x88\x0f\x03\xef"
         assert conn.state is State.CLOSED
         assert conn.receive_data(frame(OP_TEXT, b"x")) == []
 
@@ -405,7 +446,8 @@ class TestLimits:
         conn, _ = server()
         data = frame(OP_BINARY, b"a", fin=False) + frame(OP_CONT, b"b", fin=False) * 20000
         assert conn.receive_data(data) == []
-        assert isinstance(conn.msg_bytes, bytearray) and len(conn.msg_bytes) == 20001
+        assert isinstance(conn.msg_bytes, bytearray)
+        assert len(conn.msg_bytes) == 20001
         assert conn.receive_data(frame(OP_CONT, b"c")) == [b"a" + b"b" * 20000 + b"c"]
 
 
@@ -423,33 +465,53 @@ def deflate_pair(window: int = 12) -> tuple[PerMessageDeflate, PerMessageDeflate
 
 class TestDeflate:
     def test_negotiation_defaults_to_12_bit_windows(self) -> None:
-        negotiated = negotiate_server(parse_extensions(["permessage-deflate; client_max_window_bits"]))
+        negotiated = negotiate_server(
+            parse_extensions(["permessage-deflate; client_max_window_bits"])
+        )
         assert negotiated is not None
         header, codec = negotiated
         assert header == "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
-        assert codec.local_max_window_bits == 12 and codec.remote_max_window_bits == 12
+        assert codec.local_max_window_bits == 12
+        assert codec.remote_max_window_bits == 12
 
     @pytest.mark.parametrize(
         ("offer", "expected"),
         [
             ("permessage-deflate", "permessage-deflate; server_max_window_bits=12"),
-            ("permessage-deflate; server_no_context_takeover",
-             "permessage-deflate; server_no_context_takeover; server_max_window_bits=12"),
-            ("permessage-deflate; client_no_context_takeover",
-             "permessage-deflate; client_no_context_takeover; server_max_window_bits=12"),
-            ("permessage-deflate; server_max_window_bits=9", "permessage-deflate; server_max_window_bits=9"),
-            ("permessage-deflate; client_max_window_bits=15",
-             "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"),
-            ("permessage-deflate; client_max_window_bits=10",
-             "permessage-deflate; server_max_window_bits=12; client_max_window_bits=10"),
-            ("x-webkit-deflate-frame, permessage-deflate", "permessage-deflate; server_max_window_bits=12"),
-            ("permessage-deflate; server_max_window_bits=8, permessage-deflate",
-             "permessage-deflate; server_max_window_bits=12"),
+            (
+                "permessage-deflate; server_no_context_takeover",
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=12",
+            ),
+            (
+                "permessage-deflate; client_no_context_takeover",
+                "permessage-deflate; client_no_context_takeover; server_max_window_bits=12",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=9",
+                "permessage-deflate; server_max_window_bits=9",
+            ),
+            (
+                "permessage-deflate; client_max_window_bits=15",
+                "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+            ),
+            (
+                "permessage-deflate; client_max_window_bits=10",
+                "permessage-deflate; server_max_window_bits=12; client_max_window_bits=10",
+            ),
+            (
+                "x-webkit-deflate-frame, permessage-deflate",
+                "permessage-deflate; server_max_window_bits=12",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=8, permessage-deflate",
+                "permessage-deflate; server_max_window_bits=12",
+            ),
         ],
     )
     def test_server_negotiation(self, offer: str, expected: str) -> None:
         negotiated = negotiate_server(parse_extensions([offer]))
-        assert negotiated is not None and negotiated[0] == expected
+        assert negotiated is not None
+        assert negotiated[0] == expected
 
     @pytest.mark.parametrize(
         "offer",
@@ -488,10 +550,11 @@ class TestDeflate:
         data = b"".join(out)
         for i in range(0, len(data), 7):
             events += receiver.receive_data(data[i : i + 7])
-        assert len(events) == 1 and len(events[0]) == 8000
+        assert len(events) == 1
+        assert len(events[0]) == 8000
 
     def test_deflate_bomb_fails_1009_with_bounded_output(self) -> None:
-        server_codec, client_codec = deflate_pair()
+        server_codec, _client_codec = deflate_pair()
         bomb = zlib.compressobj(9, zlib.DEFLATED, -12)
         payload = bomb.compress(b"\x00" * (50 * 1024 * 1024)) + bomb.flush(zlib.Z_SYNC_FLUSH)
         payload = payload[:-4]
@@ -503,7 +566,9 @@ class TestDeflate:
     def test_invalid_compressed_data_fails_1007(self) -> None:
         server_codec, _ = deflate_pair()
         conn, _ = server(deflate=server_codec)
-        assert failure(1007)(norm(conn.receive_data(frame(OP_BINARY, b"\xff\xff\xff\xff", rsv=0x40))))
+        assert failure(1007)(
+            norm(conn.receive_data(frame(OP_BINARY, b"\xff\xff\xff\xff", rsv=0x40)))
+        )
 
     def test_rsv1_on_continuation_fails(self) -> None:
         server_codec, _ = deflate_pair()
@@ -512,7 +577,9 @@ class TestDeflate:
 
     def test_no_context_takeover_drops_zlib_state(self) -> None:
         negotiated = negotiate_server(
-            parse_extensions(["permessage-deflate; server_no_context_takeover; client_no_context_takeover"])
+            parse_extensions(
+                ["permessage-deflate; server_no_context_takeover; client_no_context_takeover"]
+            )
         )
         assert negotiated is not None
         codec = negotiated[1]
@@ -522,13 +589,16 @@ class TestDeflate:
 
     def test_idle_codec_holds_no_zlib_objects(self) -> None:
         server_codec, _ = deflate_pair()
-        assert server_codec.compressor is None and server_codec.decompressor is None
+        assert server_codec.compressor is None
+        assert server_codec.decompressor is None
 
     def test_client_refuses_an_unexpected_or_invalid_answer(self) -> None:
         with pytest.raises(ValueError):
             negotiate_client(parse_extensions(["x-unknown"]))
         with pytest.raises(ValueError):
-            negotiate_client(parse_extensions(["permessage-deflate; server_max_window_bits=15"]), window_bits=12)
+            negotiate_client(
+                parse_extensions(["permessage-deflate; server_max_window_bits=15"]), window_bits=12
+            )
         with pytest.raises(ValueError):
             negotiate_client(parse_extensions(["permessage-deflate; client_max_window_bits=8"]))
 
@@ -577,7 +647,9 @@ class TestHandshake:
             ("GET", "1.1", {"sec_websocket_extensions": b"permessage-deflate; ="}, 400),
         ],
     )
-    def test_invalid_requests(self, method: str, version: str, overrides: dict[str, bytes | None], status: int) -> None:
+    def test_invalid_requests(
+        self, method: str, version: str, overrides: dict[str, bytes | None], status: int
+    ) -> None:
         with pytest.raises(HandshakeError) as info:
             check_request(method, version, hs_headers(**overrides))
         assert info.value.status == status
@@ -595,12 +667,16 @@ class TestHandshake:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    messages=st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=300)), min_size=1, max_size=5),
+    messages=st.lists(
+        st.one_of(st.text(max_size=300), st.binary(max_size=300)), min_size=1, max_size=5
+    ),
     fragment=st.integers(min_value=1, max_value=64),
     chunk=st.integers(min_value=1, max_value=97),
     compress=st.booleans(),
 )
-def test_round_trip_any_split(messages: list[str | bytes], fragment: int, chunk: int, compress: bool) -> None:
+def test_round_trip_any_split(
+    messages: list[str | bytes], fragment: int, chunk: int, compress: bool
+) -> None:
     server_codec, client_codec = deflate_pair() if compress else (None, None)
     out: list[bytes] = []
     sender = Connection(Side.CLIENT, out.append, deflate=client_codec)
@@ -634,8 +710,10 @@ def test_frames_module_has_no_asyncio() -> None:
 def test_unused_helpers_are_exercised() -> None:
     assert frames.rotate_mask(b"abcd", 1) == b"bcda"
     assert frames.rotate_mask(b"abcd", 4) == b"abcd"
-    assert isinstance(Ping(b""), Ping) and isinstance(Pong(b""), Pong)
-    assert CloseReceived(1000, "").code == 1000 and ProtocolFailure(1002, "").code == 1002
+    assert isinstance(Ping(b""), Ping)
+    assert isinstance(Pong(b""), Pong)
+    assert CloseReceived(1000, "").code == 1000
+    assert ProtocolFailure(1002, "").code == 1002
     assert CloseCode.SERVICE_RESTART == 1012
 
 

@@ -236,7 +236,9 @@ def test_close_handshake_timeout(serve) -> None:
 
 def test_subprotocol_negotiation(ws_server: RunningServer) -> None:
     async def main() -> str | None:
-        async with connect(ws_server.ws_url + "/subproto", subprotocols=["chat", "superchat"]) as ws:
+        async with connect(
+            ws_server.ws_url + "/subproto", subprotocols=["chat", "superchat"]
+        ) as ws:
             return ws.subprotocol
 
     assert run(main()) == "superchat"
@@ -310,7 +312,9 @@ def test_scope(ws_server: RunningServer) -> None:
         ((b"GET /echo HTTP/1.1", b"GET /echo HTTP/1.0"), 400),
     ],
 )
-def test_invalid_handshakes(ws_server: RunningServer, replace: tuple[bytes, bytes], status: int) -> None:
+def test_invalid_handshakes(
+    ws_server: RunningServer, replace: tuple[bytes, bytes], status: int
+) -> None:
     response = raw_request(ws_server.port, UPGRADE.replace(*replace))
     assert response.startswith(b"HTTP/1.1 %d " % status), response[:80]
     if status == 426:
@@ -349,7 +353,9 @@ def test_frames_in_the_same_packet_as_the_handshake(ws_server: RunningServer) ->
         (masked(0, b"x"), 1002),  # continuation without message
     ],
 )
-def test_protocol_errors_close_with_the_right_code(ws_server: RunningServer, frames: bytes, code: int) -> None:
+def test_protocol_errors_close_with_the_right_code(
+    ws_server: RunningServer, frames: bytes, code: int
+) -> None:
     sock = raw_ws(ws_server)
     sock.sendall(frames)
     assert read_close(sock) == code
@@ -463,10 +469,15 @@ def test_app_that_does_not_receive_pauses_reading(serve) -> None:
     sock.settimeout(2)
     message = masked(2, b"y" * 65536)
     sent = 0
-    with pytest.raises(TimeoutError):
+
+    def flood() -> None:
+        nonlocal sent
         for _ in range(2000):  # 128 MiB if nobody stopped us
             sock.sendall(message)
             sent += 1
+
+    with pytest.raises(TimeoutError):
+        flood()
     assert sent < 500, f"the server kept reading: {sent} x 64 KiB accepted"
 
 
