@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "WebSocket": "krandog_asgi.client",
+    "connect": "krandog_asgi.client",
+    "run_until_closed": "krandog_asgi.client",
     "CLOSED": "krandog_asgi.compat",
     "CLOSING": "krandog_asgi.compat",
     "CONNECTING": "krandog_asgi.compat",
@@ -29,6 +32,11 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # "X as X": an explicit re-export, for mypy --strict users and ruff
+    from krandog_asgi.client import (
+        WebSocket as WebSocket,
+        connect as connect,
+        run_until_closed as run_until_closed,
+    )
     from krandog_asgi.compat import (
         CLOSED as CLOSED,
         CLOSING as CLOSING,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from krandog_asgi.asgi_types import ASGIApp
+from krandog_asgi.wsconn import DEFAULT_MAX_FRAGMENTS
 
 __all__ = ["Config", "ImportFromStringError", "import_from_string"]
 
@@ -136,7 +137,7 @@ class Config:
     # WebSocket
     ws: bool = True
     ws_max_size: int = 16 * MiB
-    ws_max_fragments: int = 100_000
+    ws_max_fragments: int = DEFAULT_MAX_FRAGMENTS
     ws_max_queue: int = 32
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float | None = 20.0

@@ -60,7 +60,9 @@ def parse_extensions(values: Iterable[str]) -> list[tuple[str, list[tuple[str, s
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
-    out, cur, quoted, escaped = [], [], False, False
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = escaped = False
     for ch in text:
         if escaped:
             escaped = False
@@ -254,7 +256,10 @@ class PerMessageDeflate:
         comp = self.compressor
         if comp is None:
             comp = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.local_max_window_bits, self.mem_level
+                zlib.Z_DEFAULT_COMPRESSION,
+                zlib.DEFLATED,
+                -self.local_max_window_bits,
+                self.mem_level,
             )
         out = comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH)
         if self.local_no_context_takeover:

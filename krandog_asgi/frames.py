@@ -56,7 +56,9 @@ class CloseCode(enum.IntEnum):
 
 # Codes a peer may put on the wire (RFC 6455 §7.4.1/§7.4.2 plus the IANA-registered 1012-1014);
 # 3000-4999 are for libraries and applications.
-_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+_SENDABLE_CODES = frozenset(
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+)
 
 
 def close_code_is_valid(code: int) -> bool:
@@ -64,7 +66,7 @@ def close_code_is_valid(code: int) -> bool:
     return code in _SENDABLE_CODES or 3000 <= code <= 4999
 
 
-def apply_mask_py(data: bytes, mask: bytes) -> bytes:
+def apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated; one big-integer XOR, no per-byte loop.
 
     The fallback when the C accelerator was not built.
@@ -73,11 +75,11 @@ def apply_mask_py(data: bytes, mask: bytes) -> bytes:
     if n == 0:
         return b""
     if n <= 4:
-        return bytes(b ^ m for b, m in zip(data, mask))
+        return bytes(b ^ m for b, m in zip(data, mask[:n], strict=True))
     repeated = mask * ((n + 3) >> 2)
-    return (
-        int.from_bytes(data, "little") ^ int.from_bytes(repeated[:n], "little")
-    ).to_bytes(n, "little")
+    return (int.from_bytes(data, "little") ^ int.from_bytes(repeated[:n], "little")).to_bytes(
+        n, "little"
+    )
 
 
 try:

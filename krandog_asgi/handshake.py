@@ -11,16 +11,26 @@ import binascii
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from krandog_asgi.deflate import ExtensionHeaderError, parse_extensions
+from krandog_asgi.deflate import (
+    ExtensionHeaderError,
+    PerMessageDeflate,
+    negotiate_client,
+    parse_extensions,
+)
 
 __all__ = [
+    "ClientHandshake",
     "HandshakeError",
     "ServerHandshake",
     "accept_key",
+    "build_client_request",
     "check_request",
+    "check_request_headers",
+    "check_response",
+    "check_subprotocols",
     "generate_key",
     "parse_subprotocols",
 ]
@@ -109,9 +119,7 @@ def check_request(
     if not versions:
         raise HandshakeError("Missing Sec-WebSocket-Version header", 400)
     if len(versions) != 1 or versions[0].strip() != b"13":
-        raise HandshakeError(
-            "Unsupported WebSocket version", 426, b"sec-websocket-version: 13\r\n"
-        )
+        raise HandshakeError("Unsupported WebSocket version", 426, b"sec-websocket-version: 13\r\n")
     if len(keys) != 1:
         raise HandshakeError("Exactly one Sec-WebSocket-Key header is required", 400)
     key = keys[0].strip()
@@ -152,3 +160,158 @@ def build_accept_response(
         parts += [b"sec-websocket-extensions: ", extensions.encode("ascii"), b"\r\n"]
     parts += [default_headers, extra_headers, b"\r\n"]
     return b"".join(parts)
+
+
+# -- client side ---------------------------------------------------------------------------------
+
+# Request headers the handshake owns: a caller setting them would break or fake the negotiation.
+_CLIENT_RESERVED = frozenset(
+    {
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "sec-websocket-accept",
+        "content-length",
+        "transfer-encoding",
+    }
+)
+# RFC 9110 §5.5: CR, LF and other control bytes in a value would split the request.
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_subprotocols(protocols: Iterable[str]) -> list[str]:
+    """Validate the subprotocols a client offers: tokens, no duplicates (WHATWG throws too)."""
+    offered: list[str] = []
+    for protocol in protocols:
+        if not isinstance(protocol, str) or _TOKEN.fullmatch(protocol) is None:
+            raise ValueError(f"Invalid subprotocol {protocol!r}: it must be an HTTP token")
+        if protocol in offered:
+            raise ValueError(f"Subprotocol {protocol!r} is offered twice")
+        offered.append(protocol)
+    return offered
+
+
+def check_request_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Validate extra request headers; ValueError names the offending one."""
+    checked = []
+    for name, value in headers:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"Header names and values must be str, got {name!r}: {value!r}")
+        if _TOKEN.fullmatch(name) is None:
+            raise ValueError(f"Invalid request header name {name!r}")
+        if _BAD_VALUE.search(value) is not None:
+            raise ValueError(f"Invalid value for request header {name!r}: {value!r}")
+        if name.lower() in _CLIENT_RESERVED:
+            raise ValueError(f"Header {name!r} is set by the WebSocket handshake")
+        checked.append((name, value))
+    return checked
+
+
+def build_client_request(
+    resource: str,
+    host: str,
+    key: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    extensions: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    """The upgrade request (RFC 6455 §4.1); ``check_request_headers`` validated ``headers``."""
+    lines = [
+        f"GET {resource} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if subprotocols:
+        lines.append("Sec-WebSocket-Protocol: " + ", ".join(subprotocols))
+    if extensions:
+        lines.append("Sec-WebSocket-Extensions: " + extensions)
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+
+@dataclass
+class ClientHandshake:
+    """What the server's 101 response agreed to."""
+
+    subprotocol: str | None
+    extensions: str | None  # the server's Sec-WebSocket-Extensions value, as sent
+    deflate: PerMessageDeflate | None
+
+
+def check_response(
+    headers: Sequence[tuple[bytes, bytes]],
+    key: str,
+    *,
+    subprotocols: Sequence[str],
+    deflate_offered: bool,
+) -> ClientHandshake:
+    """Validate a 101 response (RFC 6455 §4.1, steps 2-6 after the status line).
+
+    ``headers`` have lower-case names. HandshakeError says which rule the server broke.
+    """
+    connection: list[bytes] = []
+    upgrade: list[bytes] = []
+    accepts: list[bytes] = []
+    protocols: list[bytes] = []
+    extensions: list[bytes] = []
+    for name, value in headers:
+        if name == b"connection":
+            connection.append(value)
+        elif name == b"upgrade":
+            upgrade.append(value)
+        elif name == b"sec-websocket-accept":
+            accepts.append(value)
+        elif name == b"sec-websocket-protocol":
+            protocols.append(value)
+        elif name == b"sec-websocket-extensions":
+            extensions.append(value)
+    if b"websocket" not in _tokens(upgrade):
+        raise HandshakeError("the response has no 'Upgrade: websocket' header")
+    if b"upgrade" not in _tokens(connection):
+        raise HandshakeError("the response has no 'Connection: Upgrade' header")
+    if len(accepts) != 1:
+        raise HandshakeError("the response needs exactly one Sec-WebSocket-Accept header")
+    if accepts[0].strip() != accept_key(key).encode("ascii"):
+        raise HandshakeError("Sec-WebSocket-Accept does not match the Sec-WebSocket-Key sent")
+
+    subprotocol: str | None = None
+    if protocols:
+        try:
+            chosen = parse_subprotocols(v.decode("ascii") for v in protocols)
+        except (UnicodeDecodeError, ValueError):
+            raise HandshakeError("invalid Sec-WebSocket-Protocol header") from None
+        if len(chosen) != 1:
+            raise HandshakeError(f"the server chose several subprotocols: {chosen}")
+        if chosen[0] not in subprotocols:
+            offered = ", ".join(subprotocols) if subprotocols else "none"
+            raise HandshakeError(
+                f"the server chose subprotocol {chosen[0]!r}, which was not offered "
+                f"(offered: {offered})"
+            )
+        subprotocol = chosen[0]
+
+    deflate: PerMessageDeflate | None = None
+    extension_value: str | None = None
+    if extensions:
+        try:
+            extension_value = ", ".join(v.decode("ascii") for v in extensions)
+            offers = parse_extensions([extension_value])
+        except (UnicodeDecodeError, ExtensionHeaderError) as exc:
+            raise HandshakeError(f"invalid Sec-WebSocket-Extensions header: {exc}") from None
+        if offers:
+            if not deflate_offered:
+                names = ", ".join(name for name, _ in offers)
+                raise HandshakeError(f"the server enabled extension {names}, which was not offered")
+            try:
+                deflate = negotiate_client(offers, window_bits=None)
+            except ValueError as exc:
+                raise HandshakeError(f"unacceptable Sec-WebSocket-Extensions: {exc}") from None
+    return ClientHandshake(subprotocol, extension_value, deflate)

@@ -125,6 +125,12 @@ class WebSocketIO(asyncio.Protocol):
     def on_ended(self) -> None:
         """Called once, when the end code is final."""
 
+    def pong_received(self, data: bytes) -> None:
+        """A pong arrived; subclasses that send their own pings extend this to match them."""
+        if self.pong_deadline and data == self.ping_payload:
+            self.pong_deadline = 0.0
+            self.update_deadline()
+
     # -- setup --------------------------------------------------------------------------------
 
     def attach(self, transport: asyncio.Transport, conn: Connection, write_limit: int) -> None:
@@ -148,9 +154,7 @@ class WebSocketIO(asyncio.Protocol):
                 if not conn.close_sent:
                     self.push(self.wrap_message(cast("str | bytes", event)))
             elif kind is Pong:
-                if self.pong_deadline and cast(Pong, event).data == self.ping_payload:
-                    self.pong_deadline = 0.0
-                    self.update_deadline()
+                self.pong_received(cast(Pong, event).data)
             elif kind is Ping:
                 pass  # the core has answered it
             else:
@@ -170,9 +174,9 @@ class WebSocketIO(asyncio.Protocol):
                 self.end(code, reason)
         elif not self.ended:
             self.end(CloseCode.ABNORMAL_CLOSURE, "")
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        drain_waiter = self.drain_waiter
+        if drain_waiter is not None and not drain_waiter.done():
+            drain_waiter.set_result(None)
         # Whatever the consumer has not taken yet stays readable; after it, END.
         waiter = self.waiter
         if waiter is not None and not waiter.done() and not self.inbox:
@@ -267,9 +271,12 @@ class WebSocketIO(asyncio.Protocol):
             self.close_transport()
             return
         if not conn.close_sent:
-            # RFC 6455 §5.5.1: echo the status code we received.
-            code = event.code if event.code != CloseCode.NO_STATUS_RCVD else None
-            conn.send_close(code)
+            # RFC 6455 §5.5.1: echo the status code we received (and its reason, so that the
+            # peer's CloseEvent.reason is what it sent).
+            if event.code == CloseCode.NO_STATUS_RCVD:
+                conn.send_close(None)
+            else:
+                conn.send_close(event.code, event.reason)
         if not self.ended:
             self.end(event.code, event.reason)
         if self.is_server:

@@ -200,10 +200,18 @@ class WebSocketProtocol(WebSocketIO):
             if not self.closed:
                 waiter = self.waiter = self.loop.create_future()
                 await waiter
-            return {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE, "reason": ""}
+            return {
+                "type": "websocket.disconnect",
+                "code": CloseCode.ABNORMAL_CLOSURE,
+                "reason": "",
+            }
         item = await self.next_event()
         if item is END:
-            return {"type": "websocket.disconnect", "code": self.end_code, "reason": self.end_reason}
+            return {
+                "type": "websocket.disconnect",
+                "code": self.end_code,
+                "reason": self.end_reason,
+            }
         message: Message = item
         return message
 
@@ -343,4 +351,3 @@ class WebSocketProtocol(WebSocketIO):
 
     def __repr__(self) -> str:
         return f"<WebSocketProtocol {self.scope.get('path')!r} client={self.client}>"
-

@@ -51,6 +51,11 @@ __all__ = [
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+# Frames per message. Autobahn 9.3.1/9.4.1 send 65,537 (4 MiB in 64-byte frames plus an empty
+# final one); a flood of 100k tiny fragments is refused with 1009.
+DEFAULT_MAX_FRAGMENTS = 100_000
+
 
 class Side(enum.Enum):
     SERVER = "server"
@@ -178,8 +183,8 @@ class Connection:
         side: Side,
         write: Callable[[bytes], object],
         *,
-        max_size: int | None = 16 * 1024 * 1024,
-        max_fragments: int | None = 100_000,
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
         deflate: PerMessageDeflate | None = None,
         mask_key: Callable[[], bytes] | None = None,
     ) -> None:
@@ -284,11 +289,15 @@ class Connection:
                 if opcode > OP_PONG:
                     raise _PeerError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
                 if b0 & 0x70:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "reserved bits set on a control frame")
+                    raise _PeerError(
+                        CloseCode.PROTOCOL_ERROR, "reserved bits set on a control frame"
+                    )
                 if not fin:
                     raise _PeerError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
                 if length > MAX_CONTROL_PAYLOAD:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes")
+                    raise _PeerError(
+                        CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes"
+                    )
                 end = pos + hlen + length
                 if end > n:
                     break  # wait for the whole control frame
@@ -303,14 +312,22 @@ class Connection:
             rsv = b0 & 0x70
             if opcode == OP_CONT:
                 if self.msg_op < 0:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "continuation frame without a message")
+                    raise _PeerError(
+                        CloseCode.PROTOCOL_ERROR, "continuation frame without a message"
+                    )
                 if rsv:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "reserved bits set on a continuation")
-            elif opcode == OP_TEXT or opcode == OP_BINARY:
+                    raise _PeerError(
+                        CloseCode.PROTOCOL_ERROR, "reserved bits set on a continuation"
+                    )
+            elif opcode in (OP_TEXT, OP_BINARY):
                 if self.msg_op >= 0:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "new message before the last one ended")
+                    raise _PeerError(
+                        CloseCode.PROTOCOL_ERROR, "new message before the last one ended"
+                    )
                 if rsv and (rsv != 0x40 or self.deflate is None):
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "reserved bits set without an extension")
+                    raise _PeerError(
+                        CloseCode.PROTOCOL_ERROR, "reserved bits set without an extension"
+                    )
                 compressed = rsv == 0x40
                 if not compressed and fin and length <= n - pos - hlen:
                     # Fast path: a whole, unfragmented, uncompressed message is in the buffer.
@@ -394,7 +411,8 @@ class Connection:
                 raise _PeerError(CloseCode.MESSAGE_TOO_BIG, "message too big")
         self.msg_size += len(chunk)
         if self.msg_op == OP_TEXT:
-            assert self.msg_text is not None and self.msg_decoder is not None
+            assert self.msg_text is not None
+            assert self.msg_decoder is not None
             # Validate as the bytes arrive, so invalid UTF-8 fails the connection at once
             # (RFC 6455 §8.1), even in the middle of a frame.
             try:
@@ -436,7 +454,9 @@ class Connection:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def _write_frame(self, opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> None:
+    def _write_frame(
+        self, opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False
+    ) -> None:
         mask = self.mask_key() if self.mask_key is not None else None
         self.write(build_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask))
 
@@ -491,7 +511,7 @@ class Connection:
         self._write_frame(OP_CLOSE, payload)
 
     def fail(self, code: int = CloseCode.PROTOCOL_ERROR, reason: str = "") -> None:
-        """_Fail the WebSocket Connection_ (RFC 6455 §7.1.7): close frame if still possible, stop."""
+        """_Fail the WebSocket Connection_ (RFC 6455 §7.1.7): send a close frame if we can, stop."""
         self.reading = False
         self._reset_message()
         if not self.close_sent and not self.failed:

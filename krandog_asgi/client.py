@@ -1,0 +1,57 @@
+"""The krandog-asgi WebSocket client: one import for both of its APIs.
+
+* Browser API: ``WebSocket(url, protocols)`` with ``onopen``/``onmessage``/``onerror``/
+  ``onclose`` (sync or async handlers), ``send``, ``close``, ``readyState``; in a plain script,
+  end with ``run_until_closed()``.
+* asyncio API: ``async with connect(url) as ws:`` then ``await ws.send()``, ``await ws.recv()``,
+  ``async for message in ws``, ``await ws.ping()``, ``await ws.close()``.
+
+Both run on the server's sans-I/O core (``wsconn``) and asyncio glue (``ws_io``); nothing here
+depends on another WebSocket library.
+"""
+
+from __future__ import annotations
+
+from krandog_asgi.client_browser import (
+    CloseEvent,
+    ErrorEvent,
+    Event,
+    MessageEvent,
+    WebSocket,
+    run_until_closed,
+)
+from krandog_asgi.client_connection import ClientConnection, Connect, connect
+from krandog_asgi.client_errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeRefused,
+    InvalidHandshake,
+    InvalidURL,
+    OpenTimeout,
+    WebSocketError,
+    close_code_meaning,
+)
+from krandog_asgi.wsconn import InvalidState
+
+__all__ = [
+    "ClientConnection",
+    "CloseEvent",
+    "Connect",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "ErrorEvent",
+    "Event",
+    "HandshakeRefused",
+    "InvalidHandshake",
+    "InvalidState",
+    "InvalidURL",
+    "MessageEvent",
+    "OpenTimeout",
+    "WebSocket",
+    "WebSocketError",
+    "close_code_meaning",
+    "connect",
+    "run_until_closed",
+]

@@ -1,0 +1,531 @@
+"""The browser's ``WebSocket`` (WHATWG HTML §9.3) in Python, on the same client protocol.
+
+Events are dispatched one at a time by one task per socket, in the order the browser gives
+them: ``open`` before any ``message``; at the end ``error`` (only when the connection did not
+close cleanly) and then ``close``. An async handler is awaited before the next event is
+dispatched, so events never overtake each other, and a slow handler slows reading instead of
+growing a queue.
+
+Created inside a running event loop, a socket connects at once. Created in a plain script,
+it waits for ``run_until_closed()``, which runs an event loop until every socket (including
+those that handlers open later) has closed: the script equivalent of a page that stays open
+while its sockets do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import inspect
+import logging
+import ssl as ssl_module
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, overload
+
+from krandog_asgi.client_protocol import (
+    ClientOptions,
+    ClientProtocol,
+    HeadersLike,
+    open_connection,
+    parse_target,
+)
+from krandog_asgi.frames import MAX_CLOSE_REASON, CloseCode
+from krandog_asgi.ws_io import END
+from krandog_asgi.wsconn import InvalidState
+
+__all__ = [
+    "CloseEvent",
+    "ErrorEvent",
+    "Event",
+    "MessageEvent",
+    "WebSocket",
+    "run_until_closed",
+]
+
+logger = logging.getLogger("krandog_asgi.client")
+
+Handler = Callable[..., Any]
+_EVENT_TYPES = ("open", "message", "error", "close")
+_CLOSED_WHILE_CONNECTING = "close() was called before the connection opened"
+_BINARY_TYPES = ("blob", "arraybuffer")
+
+
+class Event:
+    """A plain event (``open``); ``target`` is the socket."""
+
+    __slots__ = ("target", "type")
+
+    def __init__(self, type: str, target: WebSocket) -> None:
+        self.type = type
+        self.target = target
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.type!r}>"
+
+
+class MessageEvent(Event):
+    """``data`` is ``str`` for text; for binary, ``bytes`` (binaryType "blob") or ``bytearray``
+    ("arraybuffer")."""
+
+    __slots__ = ("data", "origin")
+
+    def __init__(self, target: WebSocket, data: str | bytes | bytearray, origin: str) -> None:
+        super().__init__("message", target)
+        self.data = data
+        self.origin = origin
+
+    def __repr__(self) -> str:
+        return f"<MessageEvent data={self.data!r:.80}>"
+
+
+class CloseEvent(Event):
+    """``code`` is 1006 when no close frame was received; ``wasClean`` as in RFC 6455 §7.1.4."""
+
+    __slots__ = ("code", "reason", "wasClean")
+
+    def __init__(self, target: WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        super().__init__("close", target)
+        self.code = code
+        self.reason = reason
+        self.wasClean = was_clean
+
+    def __repr__(self) -> str:
+        return f"<CloseEvent code={self.code} reason={self.reason!r} wasClean={self.wasClean}>"
+
+
+class ErrorEvent(Event):
+    """Browsers tell nothing about an error; here ``error`` is the exception that says what
+    happened (handshake refused, connection refused, protocol error...), and ``message`` its
+    text."""
+
+    __slots__ = ("error", "message")
+
+    def __init__(self, target: WebSocket, error: BaseException) -> None:
+        super().__init__("error", target)
+        self.error = error
+        self.message = str(error) or type(error).__name__
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"<ErrorEvent {self.message!r}>"
+
+
+class _Listener:
+    """One entry of a socket's listener list; ``on<type>`` handlers are entries too, kept at the
+    position where they were first set, as in the HTML spec."""
+
+    __slots__ = ("callback", "is_handler", "once", "original", "pass_event")
+
+    def __init__(self, original: Any, *, once: bool = False, is_handler: bool = False) -> None:
+        self.once = once
+        self.is_handler = is_handler
+        self.original = original
+        self.callback: Handler | None = None
+        self.pass_event = True
+        self.set(original)
+
+    def set(self, original: Any) -> None:
+        self.original = original
+        if original is None:
+            self.callback = None
+            return
+        callback = original if callable(original) else getattr(original, "handleEvent", None)
+        if not callable(callback):
+            raise TypeError(f"An event listener must be callable, not {original!r}")
+        self.callback = callback
+        self.pass_event = _takes_an_argument(callback)
+
+
+def _takes_an_argument(callback: Handler) -> bool:
+    """JavaScript handlers may ignore the event (``() => ...``); allow ``lambda: ...`` too."""
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+    )
+
+
+class _HandlerProperty:
+    """``ws.onopen`` and friends."""
+
+    def __init__(self, event_type: str) -> None:
+        self.event_type = event_type
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> _HandlerProperty: ...
+
+    @overload
+    def __get__(self, instance: WebSocket, owner: type[Any]) -> Handler | None: ...
+
+    def __get__(
+        self, instance: WebSocket | None, owner: type[Any]
+    ) -> _HandlerProperty | Handler | None:
+        if instance is None:
+            return self
+        entry = instance._handlers.get(self.event_type)
+        return entry.original if entry is not None else None
+
+    def __set__(self, instance: WebSocket, value: Handler | None) -> None:
+        entry = instance._handlers.get(self.event_type)
+        if entry is None:
+            entry = instance._handlers[self.event_type] = _Listener(value, is_handler=True)
+            instance._listeners[self.event_type].append(entry)
+        else:
+            entry.set(value)
+
+
+class WebSocket:
+    """``WebSocket(url, protocols)`` as in browsers, plus keyword options of ``connect()``."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+    onopen = _HandlerProperty("open")
+    onmessage = _HandlerProperty("message")
+    onerror = _HandlerProperty("error")
+    onclose = _HandlerProperty("close")
+
+    __slots__ = (
+        "_binary_type",
+        "_close_requested",
+        "_discarded",
+        "_done",
+        "_handlers",
+        "_listeners",
+        "_loop",
+        "_opening",
+        "_options",
+        "_protocol",
+        "_ready_state",
+        "_target",
+        "_task",
+        "extensions",
+        "protocol",
+        "url",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        protocols: str | Sequence[str] | None = None,
+        *,
+        headers: HeadersLike | None = None,
+        origin: str | None = None,
+        compression: str | None = "deflate",
+        ssl: ssl_module.SSLContext | None = None,
+        open_timeout: float | None = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+        max_size: int | None = 16 * 1024 * 1024,
+        fragment_size: int | None = None,
+        write_limit: int = 64 * 1024,
+    ) -> None:
+        if isinstance(protocols, str):
+            protocols = [protocols]
+        self._options = ClientOptions(
+            subprotocols=tuple(protocols or ()),
+            headers=ClientOptions.normalize_headers(headers),
+            origin=origin,
+            compression=compression,
+            ssl=ssl,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_size=max_size,
+            fragment_size=fragment_size,
+            write_limit=write_limit,
+        )
+        self._target = parse_target(url, self._options)
+        self.url = self._target.url
+        self.protocol = ""  # the subprotocol the server chose
+        self.extensions = ""  # the server's Sec-WebSocket-Extensions
+        self._binary_type = "blob"
+        self._ready_state = self.CONNECTING
+        self._close_requested = False
+        self._discarded = 0
+        self._protocol: ClientProtocol | None = None
+        self._opening: asyncio.Task[ClientProtocol] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._handlers: dict[str, _Listener] = {}
+        self._listeners: dict[str, list[_Listener]] = {t: [] for t in _EVENT_TYPES}
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            _defer_start(self)
+        else:
+            self._start(loop)
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def readyState(self) -> int:
+        """Changes in step with the events (HTML: a received close frame *queues* the change to
+        CLOSING), so handlers of messages that came before it still see OPEN."""
+        return self._ready_state
+
+    @property
+    def bufferedAmount(self) -> int:
+        """Bytes queued but not yet handed to the network, plus those sent after closing began
+        (which browsers discard but count)."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            return self._discarded
+        return protocol.transport.get_write_buffer_size() + self._discarded
+
+    @property
+    def binaryType(self) -> str:
+        return self._binary_type
+
+    @binaryType.setter
+    def binaryType(self, value: str) -> None:
+        if value not in _BINARY_TYPES:
+            raise ValueError(f"binaryType must be 'blob' or 'arraybuffer', not {value!r}")
+        self._binary_type = value
+
+    # -- methods ------------------------------------------------------------------------------
+
+    def send(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Queue a message. InvalidState while CONNECTING; discarded (but counted in
+        ``bufferedAmount``) once closing has begun, as browsers do."""
+        if self._ready_state == self.CONNECTING:
+            raise InvalidState("send() while the WebSocket is still CONNECTING")
+        protocol = self._protocol
+        if self._ready_state == self.OPEN and protocol is not None:
+            try:
+                protocol.send_data(data)
+                return
+            except InvalidState:
+                pass  # our close frame went out (a protocol error): discard, like after close()
+        if isinstance(data, str):
+            self._discarded += len(data.encode("utf-8"))
+        elif isinstance(data, bytes | bytearray | memoryview):
+            self._discarded += memoryview(data).nbytes
+        else:
+            raise TypeError(f"A message must be str or bytes-like, not {type(data).__name__}")
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start closing; ValueError for a code other than 1000 or 3000-4999, or a reason over
+        123 UTF-8 bytes (the browser's InvalidAccessError and SyntaxError)."""
+        if code != CloseCode.NORMAL_CLOSURE and not 3000 <= code <= 4999:
+            raise ValueError(f"close() code must be 1000 or in 3000-4999, not {code}")
+        if len(reason.encode("utf-8")) > MAX_CLOSE_REASON:
+            raise ValueError(f"close() reason must be at most {MAX_CLOSE_REASON} bytes of UTF-8")
+        state = self._ready_state
+        if state == self.CONNECTING:
+            # The HTML spec: fail the connection; error and close (1006) follow.
+            self._ready_state = self.CLOSING
+            self._close_requested = True
+            if self._opening is not None:
+                self._opening.cancel()
+        elif state == self.OPEN and self._protocol is not None:
+            self._ready_state = self.CLOSING
+            self._protocol.close(code, reason)
+
+    def addEventListener(
+        self,
+        type: str,
+        listener: Any,
+        options: bool | dict[str, Any] | None = None,
+        *,
+        once: bool = False,
+    ) -> None:
+        """``options`` may be ``{"once": True}`` as in browsers; adding one twice is a no-op."""
+        if isinstance(options, dict):
+            once = once or bool(options.get("once"))
+        entries = self._listener_list(type)
+        if listener is None or self._find(entries, listener) is not None:
+            return
+        entries.append(_Listener(listener, once=once))
+
+    def removeEventListener(self, type: str, listener: Any) -> None:
+        entries = self._listener_list(type)
+        entry = self._find(entries, listener)
+        if entry is not None:
+            entries.remove(entry)
+
+    async def wait_closed(self) -> None:
+        """Wait until the ``close`` event has run (for asyncio code; browsers lack it)."""
+        if self._done is None:
+            raise RuntimeError("This WebSocket has not started: call run_until_closed()")
+        await asyncio.shield(self._done)
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.url} readyState={self.readyState}>"
+
+    # -- the connection's life ----------------------------------------------------------------
+
+    @staticmethod
+    def _find(entries: list[_Listener], listener: Any) -> _Listener | None:
+        return next((e for e in entries if e.original is listener and not e.is_handler), None)
+
+    def _listener_list(self, type: str) -> list[_Listener]:
+        if type not in self._listeners:
+            raise ValueError(f"Unknown event type {type!r}; expected one of {_EVENT_TYPES}")
+        return self._listeners[type]
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._done = loop.create_future()
+        _live.add(self)
+        self._task = loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self._session()
+        finally:
+            if self._protocol is not None and not self._protocol.closed:
+                self._protocol.abort(CloseCode.ABNORMAL_CLOSURE, "")  # cancelled: leave nothing
+            _live.discard(self)
+            assert self._done is not None
+            if not self._done.done():
+                self._done.set_result(None)
+
+    async def _session(self) -> None:
+        if self._close_requested:
+            await self._fail(InvalidState(_CLOSED_WHILE_CONNECTING))
+            return
+        opening = self._opening = asyncio.ensure_future(
+            open_connection(self._target, self._options)
+        )
+        try:
+            protocol = await opening
+        except asyncio.CancelledError:
+            if not opening.cancelled():
+                raise  # we are cancelled ourselves (the loop is shutting down)
+            await self._fail(InvalidState(_CLOSED_WHILE_CONNECTING))
+            return
+        except Exception as exc:
+            await self._fail(exc)
+            return
+        finally:
+            self._opening = None
+        self._protocol = protocol
+        if self._close_requested:
+            protocol.abort(CloseCode.ABNORMAL_CLOSURE, "")
+            await self._fail(InvalidState(_CLOSED_WHILE_CONNECTING))
+            return
+        handshake = protocol.handshake
+        assert handshake is not None
+        self.protocol = handshake.subprotocol or ""
+        self.extensions = handshake.extensions or ""
+        self._ready_state = self.OPEN
+        await self._dispatch(Event("open", self))
+        origin = self._target.origin
+        while True:
+            item = await protocol.next_event()
+            if item is END:
+                break
+            if type(item) is bytes and self._binary_type == "arraybuffer":
+                item = bytearray(item)
+            await self._dispatch(MessageEvent(self, item, origin))
+        self._ready_state = self.CLOSING  # the closing handshake (if any) has started
+        await protocol.wait_closed()
+        self._ready_state = self.CLOSED
+        clean = protocol.closed_cleanly
+        if not clean:
+            await self._dispatch(ErrorEvent(self, protocol.closed_error()))
+        conn = protocol.conn
+        if conn is not None and conn.close_rcvd is not None:
+            code, reason = conn.close_rcvd.code, conn.close_rcvd.reason
+        else:
+            code, reason = CloseCode.ABNORMAL_CLOSURE, ""
+        await self._dispatch(CloseEvent(self, code, reason, clean))
+
+    async def _fail(self, error: BaseException) -> None:
+        self._ready_state = self.CLOSED
+        await self._dispatch(ErrorEvent(self, error))
+        await self._dispatch(CloseEvent(self, CloseCode.ABNORMAL_CLOSURE, "", False))
+
+    async def _dispatch(self, event: Event) -> None:
+        entries = self._listeners[event.type]
+        for entry in tuple(entries):
+            callback = entry.callback
+            if callback is None:
+                continue
+            if entry.once and entry in entries:
+                entries.remove(entry)
+            try:
+                result = callback(event) if entry.pass_event else callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                # As in browsers: report, and go on with the next listener.
+                logger.exception("Exception in a WebSocket %r handler (%s)", event.type, self.url)
+
+
+# Sockets started and not yet closed (an open socket stays alive without a reference, as in
+# browsers), and sockets created outside an event loop, waiting for run_until_closed().
+_live: set[WebSocket] = set()
+_unstarted: list[WebSocket] = []
+
+
+def _defer_start(ws: WebSocket) -> None:
+    if not _unstarted:
+        atexit.register(_warn_unstarted)
+    _unstarted.append(ws)
+
+
+def _warn_unstarted() -> None:
+    if _unstarted:
+        urls = ", ".join(ws.url for ws in _unstarted)
+        warnings.warn(
+            f"WebSocket({urls}) was created outside an event loop and never connected: "
+            "call krandog_asgi.client.run_until_closed() at the end of the script",
+            RuntimeWarning,
+            stacklevel=1,
+        )
+
+
+def run_until_closed(timeout: float | None = None) -> None:
+    """Run an event loop until every WebSocket of the script has closed.
+
+    Sockets created outside an event loop connect when this starts; sockets that handlers create
+    meanwhile are waited for too. After ``timeout`` seconds, the sockets still open are closed
+    (1000) and, once their close events have run, this returns.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError(
+            "run_until_closed() runs its own event loop; in async code, await ws.wait_closed()"
+        )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        asyncio.run(_wait_all_closed(timeout))
+    else:
+        uvloop.run(_wait_all_closed(timeout))
+
+
+async def _wait_all_closed(timeout: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    pending = list(_unstarted)
+    _unstarted.clear()
+    for ws in pending:
+        ws._start(loop)
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        waiting = [ws._done for ws in _live if ws._loop is loop and ws._done is not None]
+        if not waiting:
+            return
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            for ws in list(_live):
+                if ws._loop is loop:
+                    ws.close()
+            deadline = None
+            continue
+        await asyncio.wait(waiting, timeout=remaining)
