@@ -3,6 +3,7 @@
 ``optional=True``: without a C compiler the install still succeeds and the pure-Python
 masking in ``krandog_asgi/frames.py`` is used.
 """
+
 from __future__ import annotations
 
 from setuptools import Extension, setup

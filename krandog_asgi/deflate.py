@@ -291,6 +291,14 @@ class PerMessageDeflate:
         if dec.unconsumed_tail or len(out) >= limit:
             self.decompressor = None
             raise DecompressionError("message inflates beyond the size limit", too_big=True)
-        if end and self.remote_no_context_takeover:
+        if dec.eof:
+            # The sender ended the deflate stream with a BFINAL block (RFC 7692 §7.2.3.3):
+            # only our own appended tail may follow it, and the next message starts afresh.
+            if not _TAIL.startswith(dec.unused_data):
+                self.decompressor = None
+                raise DecompressionError("data after the end of the deflate stream")
+            if end:
+                self.decompressor = None
+        elif end and self.remote_no_context_takeover:
             self.decompressor = None
         return out

@@ -9,10 +9,12 @@ import http
 import re
 
 __all__ = [
+    "FINAL_STATUS_LINES",
     "ClientDisconnected",
     "check_header",
     "error_response",
     "escape_for_log",
+    "final_status_line",
     "status_line",
 ]
 
@@ -38,6 +40,17 @@ def check_header(name: bytes, value: bytes) -> None:
 
 
 _STATUS_LINES: dict[int, bytes] = {}
+# Status lines of final responses (200-599) an app may send, keyed by code: one dict lookup on
+# the hot path, validation only the first time a code is seen.
+FINAL_STATUS_LINES: dict[int, bytes] = {}
+
+
+def final_status_line(status: object) -> bytes:
+    """The status line for an app's final response; 1xx, 101 and non-codes are refused."""
+    if type(status) is not int or not 200 <= status <= 599:
+        raise ValueError(f"Invalid HTTP status code {status!r} for a response")
+    line = FINAL_STATUS_LINES[status] = status_line(status)
+    return line
 
 
 def status_line(status: int) -> bytes:

@@ -17,12 +17,14 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
+from krandog_asgi.flow import WriteFlowControl
 from krandog_asgi.http_common import (
+    FINAL_STATUS_LINES,
     ClientDisconnected,
     check_header,
     error_response,
     escape_for_log,
-    status_line,
+    final_status_line,
 )
 from krandog_asgi.proxy import apply_proxy_headers
 
@@ -36,7 +38,10 @@ logger = logging.getLogger("krandog_asgi.error")
 access_logger = logging.getLogger("krandog_asgi.access")
 
 HIGH_WATER = 64 * 1024  # request body bytes buffered before we stop reading the socket
-LINGER = 2.0  # seconds we keep draining input after an error answer before closing
+LINGER = 2.0
+# Pipelined requests parsed ahead of the one in flight before parsing stops for a while.
+PIPELINE_LIMIT = 32
+FEED_SLICE = 4096  # seconds we keep draining input after an error answer before closing
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 CHUNKED = b"transfer-encoding: chunked\r\n"
@@ -115,9 +120,10 @@ def _absolute_target(url: bytes) -> tuple[bytes, bytes]:
     return target, authority
 
 
-class HTTPProtocol(asyncio.Protocol):
+class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
     __slots__ = (
         "app",
+        "backlog",
         "body_seen",
         "client",
         "closed",
@@ -126,7 +132,6 @@ class HTTPProtocol(asyncio.Protocol):
         "deadline",
         "deadline_is_header",
         "discarding",
-        "drain_waiter",
         "eof",
         "failed",
         "feed_len",
@@ -148,7 +153,6 @@ class HTTPProtocol(asyncio.Protocol):
         "trusted_peer",
         "upgrade",
         "url",
-        "write_paused",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -174,13 +178,13 @@ class HTTPProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self.deadline_is_header = False
         self.read_paused = False
-        self.write_paused = False
-        self.drain_waiter: asyncio.Future[None] | None = None
+        WriteFlowControl.__init__(self)
         self.upgrade: tuple[Scope, bytes] | None = None
         self.closed = False
         self.discarding = False  # input after a refused request is read and dropped
         self.eof = False  # the client half-closed: answer what is complete, then close
         self.failed: bytes | None = None  # an error answer waiting for the responses before it
+        self.backlog = b""  # unparsed input held back while the pipeline is full
 
     # -- connection lifecycle ---------------------------------------------------------------
 
@@ -215,9 +219,7 @@ class HTTPProtocol(asyncio.Protocol):
                 cycle.on_disconnect()
         self.pipeline.clear()
         self.deadline = 0.0
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.release_drain()
 
     def eof_received(self) -> bool | None:
         """The client shut down its sending side.
@@ -239,25 +241,6 @@ class HTTPProtocol(asyncio.Protocol):
             cycle.wake()
         return True
 
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def drain(self) -> None:
-        """Wait until the transport's write buffer is below its low-water mark."""
-        if self.write_paused and not self.closed:
-            waiter = self.drain_waiter
-            if waiter is None:
-                waiter = self.drain_waiter = self.loop.create_future()
-            await waiter
-
     def pause_reading(self) -> None:
         if not self.read_paused:
             self.read_paused = True
@@ -270,9 +253,17 @@ class HTTPProtocol(asyncio.Protocol):
 
     # -- timers (driven by ServerState.tick) ------------------------------------------------
 
+    @property
+    def keep_alive_allowed(self) -> bool:
+        """``--timeout-keep-alive 0`` means no keep-alive: every response closes."""
+        return self.config.timeout_keep_alive > 0
+
     def set_keep_alive_deadline(self) -> None:
         self.deadline_is_header = False
-        timeout = self.config.timeout_keep_alive
+        config = self.config
+        # A new connection that never sends a byte is idle too; with keep-alive off it gets
+        # the header deadline instead.
+        timeout = config.timeout_keep_alive or config.timeout_request_header
         self.deadline = self.loop.time() + timeout if timeout else 0.0
 
     def on_deadline(self, now: float) -> None:
@@ -302,8 +293,31 @@ class HTTPProtocol(asyncio.Protocol):
     # -- parsing ----------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.discarding:
+        if self.backlog:
+            self.backlog += data  # parsing is suspended until the pipeline drains
             return
+        if len(data) <= FEED_SLICE:
+            self.feed(data, b"")
+            return
+        # A large read is parsed in slices while it may hold request heads, and parsing stops
+        # once enough requests are queued: one read full of tiny pipelined requests must not
+        # become thousands of request objects at once. Inside a single request's body (an
+        # upload) the rest goes in one piece.
+        start, n = 0, len(data)
+        while start < n:
+            if len(self.pipeline) >= PIPELINE_LIMIT:
+                self.backlog = data[start:]
+                self.pause_reading()
+                return
+            end = start + FEED_SLICE if self.reading_head or self.pipeline else n
+            if not self.feed(data[start:end], data[end:]):
+                return
+            start = end
+
+    def feed(self, data: bytes, rest: bytes) -> bool:
+        """Parse ``data`` (``rest`` follows it in the same read); False once parsing stopped."""
+        if self.discarding:
+            return False
         self.feed_len = size = len(data)
         reading_head = self.reading_head
         if reading_head:
@@ -317,14 +331,15 @@ class HTTPProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            self.on_upgrade(data[exc.args[0] :])
-            return
+            self.on_upgrade(data[exc.args[0] :] + rest)
+            return False
         except httptools.HttpParserError as exc:
             self.on_parse_error(exc, data)
-            return
+            return False
         if self.reading_head:
             if self.head_bytes > self.config.limit_request_headers:
                 self.send_error(431, "Request header fields too large.")
+                return False
         elif not reading_head:
             if self.body_seen:
                 self.gap = 0
@@ -334,12 +349,14 @@ class HTTPProtocol(asyncio.Protocol):
                 self.gap += size
                 if self.gap > self.config.limit_request_headers:
                     self.send_error(431, "Request trailer fields too large.")
+                    return False
+        return True
 
     def on_parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
         reject = exc.__context__
         if isinstance(reject, _Reject):
             self.send_error(reject.status, reject.message)
-        elif b"PRI * HTTP/2.0\r\n" in data:
+        elif data.startswith(b"PRI * HTTP/2.0\r\n"):
             self.send_error(505, "HTTP version not supported.")
         else:
             logger.debug("Invalid HTTP request: %s", exc)
@@ -464,13 +481,17 @@ class HTTPProtocol(asyncio.Protocol):
                 # The parser does not frame the body of an upgrade request; refusing it is the
                 # only way to be sure no byte of it is read as a second request.
                 raise _Reject(400, "Upgrade requests with a body are not supported.")
-            if config.ws and b"websocket" in upgrade.lower():
+            # RFC 9110 §7.8: Upgrade in an HTTP/1.0 request is ignored.
+            if config.ws and version == "1.1" and b"websocket" in upgrade.lower():
                 self.upgrade = (scope, b"")
                 return
 
         state = self.state
         cycle = RequestCycle(
-            self, scope, parser.should_keep_alive() and not state.shutting_down, expect_continue
+            self,
+            scope,
+            parser.should_keep_alive() and not state.shutting_down and self.keep_alive_allowed,
+            expect_continue,
         )
         self.parsing = cycle
         if self.cycle is None:
@@ -629,7 +650,10 @@ class HTTPProtocol(asyncio.Protocol):
         if self.pipeline:
             nxt = self.pipeline.popleft()
             self.cycle = nxt
-            if not self.pipeline and self.upgrade is None:
+            if self.backlog and len(self.pipeline) < PIPELINE_LIMIT // 2:
+                data, self.backlog = self.backlog, b""
+                self.data_received(data)
+            if not self.pipeline and self.upgrade is None and not self.backlog:
                 self.resume_reading()
             nxt.start(self.app)
             return
@@ -875,7 +899,7 @@ class RequestCycle:
         status = message["status"]
         protocol = self.protocol
         parts = [
-            _RESPONSE_LINES.get(status) or _response_line(status),
+            FINAL_STATUS_LINES.get(status) or final_status_line(status),
             protocol.state.default_headers,
         ]
         content_length: int | None = None
@@ -1030,17 +1054,6 @@ class RequestCycle:
             self.bytes_sent,
             duration,
         )
-
-
-_RESPONSE_LINES: dict[int, bytes] = {}
-
-
-def _response_line(status: Any) -> bytes:
-    """The status line for a final response; 1xx (interim), 101 and non-codes are refused."""
-    if type(status) is not int or not 200 <= status <= 599:
-        raise ValueError(f"Invalid HTTP status code {status!r} in 'http.response.start'")
-    line = _RESPONSE_LINES[status] = status_line(status)
-    return line
 
 
 _HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}

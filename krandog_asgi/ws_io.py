@@ -1,11 +1,17 @@
 """asyncio glue around ``wsconn.Connection``, shared by the server protocol and the client.
 
-It owns what the sans-I/O core cannot: the transport, flow control both ways (reading pauses
-while the consumer's queue is full; sending waits while the socket buffer is above its
-high-water mark), keepalive pings, closing-handshake timers, and the order in which the
-consumer sees events. A peer's close frame or protocol error is acted on only once the consumer
-has taken the messages that arrived before it (or after a short grace period), so an echo of the
-last good message still goes out before our close frame.
+It owns what the sans-I/O core cannot: the transport, flow control both ways, keepalive pings,
+closing-handshake timers, and the order in which the consumer (the ASGI app, or the client's
+user) sees events.
+
+- Reading pauses while the consumer's queue is full *or* our writes are backed up: a peer that
+  floods us with pings (each answered by a pong) or requests and never reads cannot make us
+  buffer without bound. The core is fed at most ``max_queue`` messages per call, so one large
+  read cannot overshoot the queue either; the rest waits, unparsed, in the core's buffer.
+- A peer's close frame or protocol error is acted on once the consumer has taken the messages
+  that arrived before it and finished the one it was handling (it calls ``next_event`` again),
+  or after ``CLOSE_GRACE``: an echo of the last good message still goes out before our close
+  frame, yet a consumer that never reads does not hold the connection open.
 
 Timers are deadlines (floats), not TimerHandles: the server's tick polls them, the client
 schedules one handle per connection (``schedule_deadline``).
@@ -16,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from typing import Any, cast
 
+from krandog_asgi.flow import WriteFlowControl
 from krandog_asgi.frames import CloseCode
 from krandog_asgi.wsconn import (
     CloseReceived,
@@ -42,8 +50,8 @@ class _End:
 
 
 END = _End()
-# How long a peer's close frame (or protocol error) may wait for the consumer to take the
-# messages queued before it.
+# How long a peer's close frame (or protocol error) may wait for the consumer to finish with the
+# messages that arrived before it.
 CLOSE_GRACE = 1.0
 
 
@@ -51,16 +59,17 @@ def _noop_write(data: bytes) -> None:
     pass
 
 
-class WebSocketIO(asyncio.Protocol):
+class WebSocketIO(WriteFlowControl, asyncio.Protocol):
     """One established WebSocket connection on an asyncio transport."""
 
     __slots__ = (
+        "backlog",
+        "busy",
         "close_deadline",
         "close_timeout",
         "closed",
         "conn",
         "deadline",
-        "drain_waiter",
         "end_code",
         "end_reason",
         "ended",
@@ -70,6 +79,7 @@ class WebSocketIO(asyncio.Protocol):
         "loop",
         "max_queue",
         "next_ping",
+        "pending_end",
         "ping_interval",
         "ping_payload",
         "ping_timeout",
@@ -77,7 +87,6 @@ class WebSocketIO(asyncio.Protocol):
         "read_paused",
         "transport",
         "waiter",
-        "write_paused",
     )
 
     def __init__(
@@ -97,19 +106,21 @@ class WebSocketIO(asyncio.Protocol):
         self.ping_timeout = ping_timeout or 0.0
         self.close_timeout = close_timeout
         self.conn: Connection | None = None
-        self.inbox: list[Any] | None = None
+        self.inbox: deque[Any] | None = None  # created on first use: idle connections stay small
         self.waiter: asyncio.Future[Any] | None = None
+        self.busy = False  # the consumer took a message and has not asked for the next one yet
+        self.backlog = False  # complete messages may wait unparsed in the core's buffer
+        self.pending_end: CloseReceived | ProtocolFailure | None = None
         self.read_paused = False
-        self.write_paused = False
-        self.drain_waiter: asyncio.Future[None] | None = None
+        WriteFlowControl.__init__(self)
         self.closed = False  # the transport is gone
-        self.ended = False  # the consumer has been (or will be) told the connection is over
+        self.ended = False  # the end code is final; the consumer gets END after the inbox
         self.end_code: int = CloseCode.ABNORMAL_CLOSURE
         self.end_reason = ""
         self.deadline = 0.0
         self.next_ping = 0.0
         self.pong_deadline = 0.0
-        self.ping_payload = b""
+        self.ping_payload = b""  # our unanswered keepalive ping, if any
         self.close_deadline = 0.0
         self.grace_deadline = 0.0
 
@@ -127,9 +138,11 @@ class WebSocketIO(asyncio.Protocol):
 
     def pong_received(self, data: bytes) -> None:
         """A pong arrived; subclasses that send their own pings extend this to match them."""
-        if self.pong_deadline and data == self.ping_payload:
-            self.pong_deadline = 0.0
-            self.update_deadline()
+        if self.ping_payload and data == self.ping_payload:
+            self.ping_payload = b""
+            if self.pong_deadline:
+                self.pong_deadline = 0.0
+                self.update_deadline()
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -148,7 +161,13 @@ class WebSocketIO(asyncio.Protocol):
         conn = self.conn
         if conn is None:
             return
-        for event in conn.receive_data(data):
+        limit = self.max_queue
+        events = conn.receive_data(data, limit)
+        if len(events) >= limit and conn.buf:
+            # Parsing stopped at the limit: read no more until the consumer catches up.
+            self.backlog = True
+            self.update_reading()
+        for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
                 if not conn.close_sent:
@@ -174,99 +193,128 @@ class WebSocketIO(asyncio.Protocol):
                 self.end(code, reason)
         elif not self.ended:
             self.end(CloseCode.ABNORMAL_CLOSURE, "")
-        drain_waiter = self.drain_waiter
-        if drain_waiter is not None and not drain_waiter.done():
-            drain_waiter.set_result(None)
+        self.release_drain()
         # Whatever the consumer has not taken yet stays readable; after it, END.
-        waiter = self.waiter
-        if waiter is not None and not waiter.done() and not self.inbox:
-            self.waiter = None
-            waiter.set_result(END)
+        self.wake(END)
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.update_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.release_drain()
+        self.update_reading()
 
-    async def drain(self) -> None:
-        """Wait while the socket buffer is above its high-water mark."""
-        if self.write_paused and not self.closed:
-            waiter = self.drain_waiter
-            if waiter is None:
-                waiter = self.drain_waiter = self.loop.create_future()
-            await waiter
+    def update_reading(self) -> None:
+        """Read only while the consumer has room and our own writes are flowing."""
+        inbox = self.inbox
+        pause = (
+            self.write_paused
+            or self.backlog
+            or (inbox is not None and len(inbox) >= self.max_queue)
+        )
+        if pause == self.read_paused or self.closed:
+            return
+        self.read_paused = pause
+        if pause:
+            self.transport.pause_reading()
+            # The peer's pong cannot be read now; its deadline waits for reading to resume.
+            if self.pong_deadline:
+                self.pong_deadline = 0.0
+                self.update_deadline()
+        else:
+            self.transport.resume_reading()
+            if self.ping_payload and self.ping_timeout:
+                self.pong_deadline = self.loop.time() + self.ping_timeout
+                self.update_deadline()
 
-    # -- the consumer's queue -----------------------------------------------------------------
+    # -- the consumer's side ------------------------------------------------------------------
 
     def push(self, item: Any) -> None:
+        """Hand a message to the consumer: directly if it is waiting, else through the inbox."""
         waiter = self.waiter
         if waiter is not None and not self.inbox:
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(item)
+                self.busy = True
                 return
         inbox = self.inbox
         if inbox is None:
-            inbox = self.inbox = []
+            inbox = self.inbox = deque()
         inbox.append(item)
-        if len(inbox) >= self.max_queue and not self.read_paused and not self.closed:
-            self.read_paused = True
-            self.transport.pause_reading()
+        if len(inbox) >= self.max_queue and not self.read_paused:
+            self.update_reading()
 
-    def consumer_waiting(self) -> bool:
+    def wake(self, item: Any) -> bool:
         waiter = self.waiter
-        return waiter is not None and not waiter.done() and not self.inbox
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(item)
+                return True
+        return False
 
     async def next_event(self) -> Any:
         """The next message, or END once the connection is over (then END forever)."""
+        self.busy = False
+        if self.backlog and not self.inbox:
+            # Parse what was left in the core's buffer while the queue was full.
+            self.backlog = False
+            self.data_received(b"")
+            self.update_reading()
         inbox = self.inbox
         if inbox:
-            item = inbox.pop(0)
-            if self.read_paused and len(inbox) < self.max_queue and not self.closed:
-                self.read_paused = False
-                self.transport.resume_reading()
-        elif self.ended:
+            item = inbox.popleft()
+            if self.read_paused and len(inbox) < self.max_queue:
+                self.update_reading()
+            self.busy = True
+            return item
+        if self.pending_end is not None:
+            self.finish_peer_ending()
             return END
-        else:
-            waiter = self.waiter = self.loop.create_future()
-            try:
-                item = await waiter
-            finally:
-                if self.waiter is waiter:
-                    self.waiter = None
-        if type(item) is CloseReceived or type(item) is ProtocolFailure:
-            self.finish_peer_ending(item)
+        if self.ended:
             return END
-        return item
+        waiter = self.waiter = self.loop.create_future()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Cancelled (a timeout around receive(), a task group) just as a message was
+            # handed over: keep it for the next call instead of losing it.
+            if waiter.done() and not waiter.cancelled():
+                if self.inbox is None:
+                    self.inbox = deque()
+                self.inbox.appendleft(waiter.result())
+            raise
+        finally:
+            if self.waiter is waiter:
+                self.waiter = None
 
     # -- closing ------------------------------------------------------------------------------
 
     def peer_ending(self, event: CloseReceived | ProtocolFailure) -> None:
-        """The peer closed or broke the protocol: act now if the consumer is idle, else once it
-        has taken what arrived before (or after ``CLOSE_GRACE``)."""
+        """The peer closed or broke the protocol: act now, unless the consumer still has earlier
+        messages to take (or is handling the last one), then once it asks for more."""
         assert self.conn is not None
-        if self.conn.close_sent or self.consumer_waiting():
-            self.finish_peer_ending(event)
-            self.push(END)
+        self.pending_end = event
+        if self.conn.close_sent or not (self.inbox or self.busy):
+            self.finish_peer_ending()
+            self.wake(END)
             return
-        # Messages are queued ahead of it, or the consumer is still busy with the last one.
-        self.push(event)
         self.grace_deadline = self.loop.time() + CLOSE_GRACE
         self.update_deadline()
 
-    def finish_peer_ending(self, event: CloseReceived | ProtocolFailure) -> None:
+    def finish_peer_ending(self) -> None:
+        event = self.pending_end
         conn = self.conn
+        assert event is not None
         assert conn is not None
+        self.pending_end = None
         self.grace_deadline = 0.0
+        if not self.ended:
+            self.end(event.code, event.reason)
         if type(event) is ProtocolFailure:
-            if not self.ended:
-                self.end(event.code, event.reason)
             conn.fail(event.code, event.reason)
             self.close_transport()
             return
@@ -277,8 +325,6 @@ class WebSocketIO(asyncio.Protocol):
                 conn.send_close(None)
             else:
                 conn.send_close(event.code, event.reason)
-        if not self.ended:
-            self.end(event.code, event.reason)
         if self.is_server:
             # RFC 6455 §7.1.1: the server closes the TCP connection first.
             self.close_transport()
@@ -292,6 +338,7 @@ class WebSocketIO(asyncio.Protocol):
             self.end_code = code
             self.end_reason = reason
             self.next_ping = self.pong_deadline = 0.0
+            self.ping_payload = b""
             self.on_ended()
 
     def start_close(self, code: int | None, reason: str = "") -> None:
@@ -306,6 +353,7 @@ class WebSocketIO(asyncio.Protocol):
             return
         conn.send_close(code, reason)
         self.next_ping = self.pong_deadline = 0.0
+        self.ping_payload = b""
         self.close_deadline = self.loop.time() + self.close_timeout
         self.update_deadline()
 
@@ -353,27 +401,23 @@ class WebSocketIO(asyncio.Protocol):
             else:
                 self.abort(CloseCode.ABNORMAL_CLOSURE, "")
                 return
-        if self.grace_deadline and now >= self.grace_deadline:
-            self.grace_deadline = 0.0
-            item = next(
-                (i for i in self.inbox or () if type(i) in (CloseReceived, ProtocolFailure)), None
-            )
-            if item is not None:
-                # The consumer did not catch up in time: close now. It still reads the queued
-                # messages, then END.
-                self.inbox.remove(item)  # type: ignore[union-attr]
-                self.finish_peer_ending(item)
-                self.push(END)
+        if self.grace_deadline and now >= self.grace_deadline and self.pending_end is not None:
+            # The consumer did not catch up in time: close now. It still reads the queued
+            # messages, then END.
+            self.finish_peer_ending()
+            self.wake(END)
         if self.pong_deadline and now >= self.pong_deadline:
-            self.pong_deadline = 0.0
             logger.debug("WebSocket keepalive ping timed out")
             self.end(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             if conn is not None:
-                conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")  # best effort
             self.abort(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             return
         if self.next_ping and now >= self.next_ping and conn is not None:
-            if not self.pong_deadline and not conn.close_sent:
+            # No new ping while one is unanswered, or while we are not reading (the pong could
+            # not be seen).
+            outstanding = self.ping_payload and self.ping_timeout
+            if not outstanding and not self.read_paused and not conn.close_sent:
                 self.ping_payload = os.urandom(4)
                 conn.send_ping(self.ping_payload)
                 if self.ping_timeout:

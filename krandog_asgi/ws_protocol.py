@@ -19,7 +19,12 @@ from krandog_asgi.handshake import (
     build_accept_response,
     check_request,
 )
-from krandog_asgi.http_common import ClientDisconnected, check_header, error_response, status_line
+from krandog_asgi.http_common import (
+    ClientDisconnected,
+    check_header,
+    error_response,
+    final_status_line,
+)
 from krandog_asgi.ws_io import END, WebSocketIO
 from krandog_asgi.wsconn import Connection, Side
 
@@ -59,6 +64,7 @@ class WebSocketProtocol(WebSocketIO):
         "connect_sent",
         "denial",
         "handshake",
+        "handshake_waiter",
         "pending",
         "responded",
         "scope",
@@ -94,11 +100,13 @@ class WebSocketProtocol(WebSocketIO):
         self.app_closed = False
         self.connect_sent = False
         self.denial: tuple[list[bytes], list[bytes]] | None = None
+        self.handshake_waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
 
     def start(self, rest: bytes) -> None:
         """Validate the upgrade request and start the app; ``rest`` followed the request head."""
         scope = self.scope
+        self.state.connections.add(self)  # from here on the tick drives our timers
         try:
             handshake = check_request(scope["method"], scope["http_version"], scope["headers"])
         except HandshakeError as exc:
@@ -112,14 +120,14 @@ class WebSocketProtocol(WebSocketIO):
         del scope["method"]
         scope["subprotocols"] = handshake.subprotocols
         scope["extensions"] = {"websocket.http.response": {}}
-        self.state.connections.add(self)
         self.task = self.loop.create_task(self.run_asgi())
 
     def reject(self, status: int, message: str, headers: bytes = b"") -> None:
         self.responded = True
+        self.handshake_done()
         logger.debug("WebSocket handshake refused: %s", message)
         self.transport.write(error_response(status, message, self.state.default_headers + headers))
-        self.transport.close()
+        self.close_transport()
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -136,6 +144,13 @@ class WebSocketProtocol(WebSocketIO):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         WebSocketIO.connection_lost(self, exc)
+        self.handshake_done()
+
+    def handshake_done(self) -> None:
+        """Wake a ``receive`` that was waiting for the handshake to be answered."""
+        waiter = self.handshake_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- server hooks -------------------------------------------------------------------------
 
@@ -162,9 +177,11 @@ class WebSocketProtocol(WebSocketIO):
         cycles.add(self)
         try:
             result = await self.state.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            # ASGI: the server raised it (send on a closed connection); not an app error.
+            self.after_app(error=False)
         except Exception as exc:
-            if not (isinstance(exc, ClientDisconnected) and self.closed):
-                logger.error("Exception in ASGI application", exc_info=exc)
+            logger.error("Exception in ASGI application", exc_info=exc)
             self.after_app(error=True)
         except BaseException:  # cancelled at shutdown, or the loop is closing
             self.after_app(error=True)
@@ -185,26 +202,28 @@ class WebSocketProtocol(WebSocketIO):
                 code = CloseCode.INTERNAL_ERROR if error else CloseCode.NORMAL_CLOSURE
                 self.start_close(code)
         elif not self.responded:
+            # Also a denial response the app started but never finished.
             if not error:
                 logger.error("ASGI callable returned without accepting or closing the WebSocket.")
             self.reject(500, "Internal Server Error")
-        elif self.denial is not None:
-            self.transport.close()  # a denial response the app never finished
 
     async def receive(self) -> Message:
         if not self.connect_sent:
             self.connect_sent = True
             return dict(_CONNECT)
         if self.conn is None:
-            # Not accepted yet: nothing can arrive but the end of the connection.
-            if not self.closed:
-                waiter = self.waiter = self.loop.create_future()
-                await waiter
-            return {
-                "type": "websocket.disconnect",
-                "code": CloseCode.ABNORMAL_CLOSURE,
-                "reason": "",
-            }
+            # Not accepted yet (another task of the app is deciding): wait for the accept or
+            # for the end of the connection.
+            if not self.closed and not self.responded:
+                if self.handshake_waiter is None:
+                    self.handshake_waiter = self.loop.create_future()
+                await self.handshake_waiter
+            if self.conn is None:
+                return {
+                    "type": "websocket.disconnect",
+                    "code": CloseCode.ABNORMAL_CLOSURE if self.closed else 1000,
+                    "reason": "",
+                }
         item = await self.next_event()
         if item is END:
             return {
@@ -307,6 +326,7 @@ class WebSocketProtocol(WebSocketIO):
         if self.pending:
             data, self.pending = self.pending, b""
             WebSocketIO.data_received(self, data)
+        self.handshake_done()
         if self.state.shutting_down:
             self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
 
@@ -327,7 +347,7 @@ class WebSocketProtocol(WebSocketIO):
     def denial_start(self, message: Message) -> None:
         """WebSocket Denial Response extension: an HTTP response instead of the upgrade."""
         self.check_not_answered("websocket.http.response.start")
-        head = [status_line(message["status"]), self.state.default_headers]
+        head = [final_status_line(message["status"]), self.state.default_headers]
         for name, value in message.get("headers") or ():
             check_header(name, value)
             if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
@@ -347,7 +367,7 @@ class WebSocketProtocol(WebSocketIO):
         head.append(payload)
         self.responded = True
         self.transport.write(b"".join(head))
-        self.transport.close()
+        self.close_transport()
 
     def __repr__(self) -> str:
         return f"<WebSocketProtocol {self.scope.get('path')!r} client={self.client}>"

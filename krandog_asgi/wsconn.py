@@ -225,8 +225,13 @@ class Connection:
 
     # -- receiving ----------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Parse bytes from the network; returns the complete events, in order."""
+    def receive_data(self, data: bytes, limit: int | None = None) -> list[Event]:
+        """Parse bytes from the network; returns the complete events, in order.
+
+        With ``limit``, parsing stops (between frames) once that many events are out; the rest
+        stays in ``buf`` until the next call, so a consumer that falls behind can stop the
+        intake without the bytes of one large read all turning into queued messages.
+        """
         if not self.reading:
             return []
         if self.buf:
@@ -234,7 +239,7 @@ class Connection:
             self.buf = b""
         events: list[Event] = []
         try:
-            pos = self._parse(data, events)
+            pos = self._parse(data, events, limit if limit is not None else 1 << 62)
         except _PeerError as err:
             self.reading = False
             self._reset_message()
@@ -244,7 +249,7 @@ class Connection:
             self.buf = data[pos:]
         return events
 
-    def _parse(self, data: bytes, events: list[Event]) -> int:
+    def _parse(self, data: bytes, events: list[Event], limit: int) -> int:
         n = len(data)
         pos = 0
         server = self.side is Side.SERVER
@@ -252,6 +257,8 @@ class Connection:
             if self.frame_remaining >= 0:
                 pos = self._read_payload(data, pos, events)
                 continue
+            if len(events) >= limit:
+                break
             # -- frame header (RFC 6455 §5.2) --
             if n - pos < 2:
                 break
@@ -407,8 +414,6 @@ class Connection:
             except DecompressionError as exc:
                 code = CloseCode.MESSAGE_TOO_BIG if exc.too_big else CloseCode.INVALID_DATA
                 raise _PeerError(code, str(exc)) from None
-            if self.msg_size + len(chunk) > self.max_size:
-                raise _PeerError(CloseCode.MESSAGE_TOO_BIG, "message too big")
         self.msg_size += len(chunk)
         if self.msg_op == OP_TEXT:
             assert self.msg_text is not None
@@ -475,10 +480,7 @@ class Connection:
             payload = self.deflate.compress(payload)
             rsv1 = True
         if fragment_size is None or len(payload) <= fragment_size:
-            if self.mask_key is None and not rsv1 and len(payload) < 126:
-                self.write(build_frame(opcode, payload))
-            else:
-                self._write_frame(opcode, payload, True, rsv1)
+            self._write_frame(opcode, payload, True, rsv1)
             return
         view = memoryview(payload)
         first = True

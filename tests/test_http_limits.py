@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, raw_request
 from tests.http_helpers import Conn, assert_alive, get, module_server, post, statuses
 
 
@@ -376,3 +376,10 @@ def test_limits_do_not_kill_the_server(small: RunningServer) -> None:
 
 def test_server_alive(server: RunningServer) -> None:
     assert_alive(server)
+
+
+def test_keep_alive_zero_closes_after_each_response(serve) -> None:
+    server = serve("basic:hello", "--timeout-keep-alive", "0")
+    data = raw_request(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close\r\n" in data.lower()

@@ -532,3 +532,37 @@ def test_every_limit_has_a_flag() -> None:
     assert options["server_header"] is False
     assert options["date_header"] is False
     assert options["headers"] == [("X-A", "b")]
+
+
+def test_unit_one_large_read_of_pipelined_requests_is_parsed_in_bounded_steps() -> None:
+    """A single read of thousands of tiny pipelined requests must not become thousands of
+    queued request objects at once (review finding): parsing stops at the pipeline limit and
+    resumes as responses go out, all answered in order."""
+    from krandog_asgi.http_protocol import FEED_SLICE, PIPELINE_LIMIT
+
+    async def main() -> tuple[int, int, FakeTransport]:
+        config = Config(app=unit_app, access_log=False, lifespan="off")
+        config.load()
+        loop = asyncio.get_running_loop()
+        state = ServerState(config, unit_app, loop)
+        transport = FakeTransport(loop)
+        protocol = HTTPProtocol(state)
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        requests = b"".join(b"GET /slow%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(3000))
+        protocol.data_received(requests)
+        deepest = len(protocol.pipeline)
+        held_back = len(protocol.backlog)
+        for _ in range(100_000):
+            if transport.out.count(b"HTTP/1.1 200") >= 3000:
+                break
+            deepest = max(deepest, len(protocol.pipeline))
+            await asyncio.sleep(0)
+        return deepest, held_back, transport
+
+    deepest, held_back, transport = asyncio.run(main())
+    # At most one slice of input is parsed past the limit (each request here is > 32 bytes).
+    assert deepest <= PIPELINE_LIMIT + FEED_SLICE // 32
+    assert held_back > 0
+    got = responses(bytes(transport.out))
+    assert [body.split(b" ")[1] for _, body in got] == [b"/slow%d" % i for i in range(3000)]

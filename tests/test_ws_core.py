@@ -724,3 +724,22 @@ def test_default_fragment_cap_allows_autobahn_and_stops_floods() -> None:
     conn, _ = server()
     flood = frame(OP_BINARY, b"a", fin=False) + frame(OP_CONT, b"b", fin=False) * 100_000
     assert failure(1009)(norm(conn.receive_data(flood)))
+
+
+def test_deflate_stream_ended_with_bfinal_resets_for_the_next_message() -> None:
+    """RFC 7692 §7.2.3.3: a sender may end each message with a BFINAL block."""
+    server_codec, _ = deflate_pair()
+    conn, _ = server(deflate=server_codec)
+    wire = b""
+    for text in ("first message", "second message"):
+        comp = zlib.compressobj(6, zlib.DEFLATED, -12)
+        wire += frame(OP_TEXT, comp.compress(text.encode()) + comp.flush(zlib.Z_FINISH), rsv=0x40)
+    assert conn.receive_data(wire) == ["first message", "second message"]
+
+
+def test_deflate_data_after_the_final_block_fails_1007() -> None:
+    server_codec, _ = deflate_pair()
+    conn, _ = server(deflate=server_codec)
+    comp = zlib.compressobj(6, zlib.DEFLATED, -12)
+    payload = comp.compress(b"hello") + comp.flush(zlib.Z_FINISH) + b"junk after the end"
+    assert failure(1007)(norm(conn.receive_data(frame(OP_BINARY, payload, rsv=0x40))))

@@ -309,7 +309,6 @@ def test_scope(ws_server: RunningServer) -> None:
         ((b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", b"Sec-WebSocket-Key: bad"), 400),
         ((b"Connection: Upgrade", b"Connection: Upgrade\r\nSec-WebSocket-Protocol: \x80\xff"), 400),
         ((b"Connection: Upgrade", b"Connection: Upgrade\r\nSec-WebSocket-Protocol: a b"), 400),
-        ((b"GET /echo HTTP/1.1", b"GET /echo HTTP/1.0"), 400),
     ],
 )
 def test_invalid_handshakes(
@@ -487,3 +486,102 @@ def test_server_keeps_serving_after_bad_clients(ws_server: RunningServer) -> Non
         sock.sendall(junk)
         sock.close()
     test_echo_sizes(ws_server, 10)
+
+
+# -- review findings: each of these failed before its fix ----------------------------------------
+
+
+def test_ping_flood_from_a_client_that_never_reads_is_bounded(serve) -> None:
+    """Every ping is answered with a pong; a client that never reads them must not make the
+    server buffer pongs without bound: reading stops once our writes back up."""
+    server = serve("ws_apps:app")
+    sock = raw_ws(server, b"/hoard")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.settimeout(3)
+    pings = masked(9, b"p" * 125) * 512  # 67 KiB per sendall
+    sent = 0
+
+    def flood() -> None:
+        nonlocal sent
+        for _ in range(3000):  # 200 MB if nobody stopped us
+            sock.sendall(pings)
+            sent += len(pings)
+
+    with pytest.raises(TimeoutError):
+        flood()
+    assert sent < 40 * 1024 * 1024, f"the server kept reading pings: {sent} bytes"
+
+
+def test_keepalive_does_not_kill_a_client_whose_pongs_wait_behind_a_full_queue(serve) -> None:
+    server = serve(
+        "ws_apps:app",
+        "--ws-max-queue",
+        "1",
+        "--ws-ping-interval",
+        "0.3",
+        "--ws-ping-timeout",
+        "0.3",
+    )
+
+    async def main() -> None:
+        async with connect(server.ws_url + "/hoard", ping_interval=None) as ws:
+            for i in range(20):
+                await ws.send(f"m{i}")  # the app never receives: the queue fills, reading pauses
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 2.0)  # not closed with 1011 meanwhile
+
+    run(main())
+
+
+def test_send_only_app_answers_a_client_close_at_once(ws_server: RunningServer) -> None:
+    async def main() -> float:
+        async with connect(ws_server.ws_url + "/sender") as ws:
+            await ws.recv()
+            started = time.monotonic()
+            await ws.close(1000)
+            return time.monotonic() - started
+
+    assert run(main()) < 0.5
+
+
+def test_receive_waiting_before_accept_gets_the_first_message(ws_server: RunningServer) -> None:
+    async def main() -> str:
+        async with connect(ws_server.ws_url + "/early") as ws:
+            await ws.send("first")
+            return await asyncio.wait_for(ws.recv(), 5)
+
+    assert run(main()) == "early got first"
+
+
+def test_denial_response_with_status_101_is_refused(ws_server: RunningServer) -> None:
+    with pytest.raises(websockets.InvalidStatus) as info:
+        run(connect(ws_server.ws_url + "/deny101").__aenter__())
+    assert info.value.response.status_code == 500
+
+
+def test_shutdown_does_not_log_client_disconnected_as_an_app_error(serve) -> None:
+    server = serve("ws_apps:app")
+
+    async def main() -> None:
+        async with connect(server.ws_url + "/sender") as ws:
+            await ws.recv()
+            server.proc.send_signal(__import__("signal").SIGTERM)
+
+            async def read_until_closed() -> None:
+                for _ in range(1000):
+                    await asyncio.wait_for(ws.recv(), 5)
+
+            with pytest.raises(websockets.ConnectionClosed):
+                await read_until_closed()
+
+    run(main())
+    assert server.proc.wait(10) == 0
+    assert "Exception in ASGI application" not in server.log
+
+
+def test_http10_request_with_upgrade_header_is_plain_http(ws_server: RunningServer) -> None:
+    request = (
+        b"GET /report HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert raw_request(ws_server.port, request).startswith(b"HTTP/1.1 200 ")

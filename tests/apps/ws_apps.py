@@ -12,6 +12,8 @@
 /sender         only sends, every 50 ms; records how it ended
 /hoard          accepts and never receives (receive queue fills up)
 /flood          sends 200 x 256 KiB without reading; records how many sends completed
+/early          a task calls receive() before the accept; it must get the first message
+/deny101        a denial response with status 101 (invalid: the server answers 500)
 /report         HTTP: JSON of what the sender/flood apps recorded
 """
 
@@ -64,6 +66,19 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             {"type": "websocket.http.response.body", "body": b"short and ", "more_body": True}
         )
         await send({"type": "websocket.http.response.body", "body": b"stout"})
+        return
+    if path == "/deny101":
+        await send({"type": "websocket.http.response.start", "status": 101, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"nope"})
+        return
+    if path == "/early":
+        early = asyncio.ensure_future(receive())
+        await asyncio.sleep(0.05)  # the receive above is waiting before the accept
+        await send({"type": "websocket.accept"})
+        message = await early
+        await send({"type": "websocket.send", "text": f"early got {message.get('text')}"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
         return
     if path == "/badproto":
         await send({"type": "websocket.accept", "subprotocol": "not-offered"})
