@@ -247,22 +247,16 @@ def _url(scope: Scope, headers: Headers, scheme: str) -> str:
     return f"{url}?{query.decode('latin-1')}" if query else url
 
 
-class HTTPRequest:
-    """What an HTTP handler gets: ``req.type == "http"``. The body is read in full beforehand."""
+class _ScopeFields:
+    """What HTTP requests and WebSocket connections read the same way from their scope."""
 
-    __slots__ = ("_headers", "_query", "body", "scope")
-    type: ClassVar[Literal["http"]] = "http"
+    __slots__ = ("_headers", "_query", "scope")
+    _default_scheme: ClassVar[str] = "http"
 
-    def __init__(self, scope: Scope, body: bytes) -> None:
+    def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.body = body
         self._headers: Headers | None = None
         self._query: Query | None = None
-
-    @property
-    def method(self) -> str:
-        method: str = self.scope["method"]
-        return method
 
     @property
     def pathname(self) -> str:
@@ -272,10 +266,11 @@ class HTTPRequest:
     @property
     def url(self) -> str:
         """The absolute URL, e.g. ``http://127.0.0.1:8000/chat?room=1``."""
-        return _url(self.scope, self.headers, self.scope.get("scheme", "http"))
+        return _url(self.scope, self.headers, self.scope.get("scheme", self._default_scheme))
 
     @property
     def headers(self) -> Headers:
+        """The request headers (of the upgrade request, for a WebSocket)."""
         if self._headers is None:
             self._headers = Headers(self.scope["headers"])
         return self._headers
@@ -290,6 +285,22 @@ class HTTPRequest:
     def client(self) -> tuple[str, int] | None:
         client = self.scope.get("client")
         return (client[0], client[1]) if client else None
+
+
+class HTTPRequest(_ScopeFields):
+    """What an HTTP handler gets: ``req.type == "http"``. The body is read in full beforehand."""
+
+    __slots__ = ("body",)
+    type: ClassVar[Literal["http"]] = "http"
+
+    def __init__(self, scope: Scope, body: bytes) -> None:
+        _ScopeFields.__init__(self, scope)
+        self.body = body
+
+    @property
+    def method(self) -> str:
+        method: str = self.scope["method"]
+        return method
 
     @property
     def text(self) -> str:
@@ -382,7 +393,7 @@ class _Resumed:
         return _resume(self.coro, self.yielded)
 
 
-class WebSocket:
+class WebSocket(_ScopeFields):
     """``req.ws``: one object per connection, the same for every message of that connection.
 
     ``send`` never blocks and keeps the order of messages per connection: a message goes to the
@@ -395,19 +406,17 @@ class WebSocket:
         "__weakref__",
         "_batch",
         "_drainer",
-        "_headers",
         "_limit",
         "_loop",
-        "_query",
         "_queue",
         "_queued_bytes",
-        "_scope",
         "_send",
         "_thread",
         "protocol",
         "readyState",
     )
 
+    _default_scheme: ClassVar[str] = "ws"
     CONNECTING: ClassVar[int] = CONNECTING
     OPEN: ClassVar[int] = OPEN
     CLOSING: ClassVar[int] = CLOSING
@@ -417,7 +426,7 @@ class WebSocket:
         self.readyState = CONNECTING
         self.protocol = ""  # set it in a "websocket.upgrade" event to pick an offered subprotocol
         self._limit = app.send_queue_limit
-        self._scope = scope
+        _ScopeFields.__init__(self, scope)
         self._send: Send | None = send
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
@@ -429,38 +438,6 @@ class WebSocket:
         # While a sync handler of this connection runs on the loop, its own sends collect here
         # and the message loop awaits them right after it returns (cheaper than one by one).
         self._batch: list[Message] | None = None
-        self._headers: Headers | None = None
-        self._query: Query | None = None
-
-    # -- what the connection was opened with -----------------------------------------------------
-
-    @property
-    def pathname(self) -> str:
-        path: str = self._scope["path"]
-        return path
-
-    @property
-    def url(self) -> str:
-        """The absolute URL the client connected to, e.g. ``ws://127.0.0.1:8000/chat``."""
-        return _url(self._scope, self.headers, self._scope.get("scheme", "ws"))
-
-    @property
-    def headers(self) -> Headers:
-        """The headers of the upgrade request."""
-        if self._headers is None:
-            self._headers = Headers(self._scope["headers"])
-        return self._headers
-
-    @property
-    def query(self) -> Query:
-        if self._query is None:
-            self._query = Query(self._scope.get("query_string", b""))
-        return self._query
-
-    @property
-    def client(self) -> tuple[str, int] | None:
-        client = self._scope.get("client")
-        return (client[0], client[1]) if client else None
 
     @property
     def bufferedAmount(self) -> int:  # the browser's name
@@ -738,7 +715,7 @@ class WebSocketEvent(_WebSocketFields):
     @property
     def protocols(self) -> list[str]:
         """Subprotocols the client offered; set ``req.ws.protocol`` to one of them to pick it."""
-        return list(self.ws._scope.get("subprotocols") or ())
+        return list(self.ws.scope.get("subprotocols") or ())
 
     def __repr__(self) -> str:
         return f"<WebSocketEvent {self.type} {self.pathname!r}>"

@@ -23,6 +23,9 @@ __all__ = [
 NAME = "permessage-deflate"
 # RFC 7692 §7.2.2: a message ends with an empty stored block that the sender strips.
 _TAIL = b"\x00\x00\xff\xff"
+# 256 random bytes hold about 162 distinct values; text and structured data far fewer.
+_SAMPLE_FROM = 1024
+_RANDOM_DISTINCT = 140
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
@@ -251,8 +254,16 @@ class PerMessageDeflate:
         self.compressor: zlib._Compress | None = None
         self.decompressor: zlib._Decompress | None = None
 
-    def compress(self, data: bytes) -> bytes:
-        """Compress one whole message (RFC 7692 §7.2.1)."""
+    def compress(self, data: bytes) -> bytes | None:
+        """Compress one whole message (RFC 7692 §7.2.1), or None to send it uncompressed.
+
+        Data that looks random (already compressed: images, archives, ciphertext) is sent as
+        it is, which RFC 7692 §6 allows: deflating 64 KiB of it costs milliseconds and saves
+        nothing. The check samples the start of the message and leaves the compressor's
+        context untouched, so the peer's window stays in step.
+        """
+        if len(data) >= _SAMPLE_FROM and len(set(data[:256])) >= _RANDOM_DISTINCT:
+            return None
         comp = self.compressor
         if comp is None:
             comp = zlib.compressobj(

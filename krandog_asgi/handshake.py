@@ -58,6 +58,27 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(16)).decode("ascii")
 
 
+_HANDSHAKE_FIELDS = (
+    b"connection",
+    b"upgrade",
+    b"sec-websocket-key",
+    b"sec-websocket-version",
+    b"sec-websocket-accept",
+    b"sec-websocket-protocol",
+    b"sec-websocket-extensions",
+)
+
+
+def _collect(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
+    """The values of every handshake header (lower-case names), repeated headers kept."""
+    fields: dict[bytes, list[bytes]] = {name: [] for name in _HANDSHAKE_FIELDS}
+    for name, value in headers:
+        values = fields.get(name)
+        if values is not None:
+            values.append(value)
+    return fields
+
+
 def _tokens(values: Iterable[bytes]) -> list[bytes]:
     return [t.strip().lower() for v in values for t in v.split(b",") if t.strip()]
 
@@ -93,25 +114,10 @@ def check_request(
         raise HandshakeError("WebSocket upgrade requests must use GET", 400)
     if http_version != "1.1":
         raise HandshakeError("WebSocket upgrade requests need HTTP/1.1", 400)
-    connection: list[bytes] = []
-    upgrade: list[bytes] = []
-    keys: list[bytes] = []
-    versions: list[bytes] = []
-    protocols: list[bytes] = []
-    extensions: list[bytes] = []
-    for name, value in headers:
-        if name == b"connection":
-            connection.append(value)
-        elif name == b"upgrade":
-            upgrade.append(value)
-        elif name == b"sec-websocket-key":
-            keys.append(value)
-        elif name == b"sec-websocket-version":
-            versions.append(value)
-        elif name == b"sec-websocket-protocol":
-            protocols.append(value)
-        elif name == b"sec-websocket-extensions":
-            extensions.append(value)
+    fields = _collect(headers)
+    connection, upgrade = fields[b"connection"], fields[b"upgrade"]
+    keys, versions = fields[b"sec-websocket-key"], fields[b"sec-websocket-version"]
+    protocols, extensions = fields[b"sec-websocket-protocol"], fields[b"sec-websocket-extensions"]
     if b"upgrade" not in _tokens(connection):
         raise HandshakeError("Connection header must include 'upgrade'", 400)
     if b"websocket" not in _tokens(upgrade):
@@ -257,22 +263,13 @@ def check_response(
 
     ``headers`` have lower-case names. HandshakeError says which rule the server broke.
     """
-    connection: list[bytes] = []
-    upgrade: list[bytes] = []
-    accepts: list[bytes] = []
-    protocols: list[bytes] = []
-    extensions: list[bytes] = []
-    for name, value in headers:
-        if name == b"connection":
-            connection.append(value)
-        elif name == b"upgrade":
-            upgrade.append(value)
-        elif name == b"sec-websocket-accept":
-            accepts.append(value)
-        elif name == b"sec-websocket-protocol":
-            protocols.append(value)
-        elif name == b"sec-websocket-extensions":
-            extensions.append(value)
+    fields = _collect(headers)
+    connection, upgrade, accepts = (
+        fields[b"connection"],
+        fields[b"upgrade"],
+        fields[b"sec-websocket-accept"],
+    )
+    protocols, extensions = fields[b"sec-websocket-protocol"], fields[b"sec-websocket-extensions"]
     if b"websocket" not in _tokens(upgrade):
         raise HandshakeError("the response has no 'Upgrade: websocket' header")
     if b"upgrade" not in _tokens(connection):

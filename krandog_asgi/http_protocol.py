@@ -253,17 +253,9 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
 
     # -- timers (driven by ServerState.tick) ------------------------------------------------
 
-    @property
-    def keep_alive_allowed(self) -> bool:
-        """``--timeout-keep-alive 0`` means no keep-alive: every response closes."""
-        return self.config.timeout_keep_alive > 0
-
     def set_keep_alive_deadline(self) -> None:
         self.deadline_is_header = False
-        config = self.config
-        # A new connection that never sends a byte is idle too; with keep-alive off it gets
-        # the header deadline instead.
-        timeout = config.timeout_keep_alive or config.timeout_request_header
+        timeout = self.state.keep_alive_timeout
         self.deadline = self.loop.time() + timeout if timeout else 0.0
 
     def on_deadline(self, now: float) -> None:
@@ -490,7 +482,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         cycle = RequestCycle(
             self,
             scope,
-            parser.should_keep_alive() and not state.shutting_down and self.keep_alive_allowed,
+            # --timeout-keep-alive 0 means no keep-alive: every response closes.
+            parser.should_keep_alive() and not state.shutting_down and state.keep_alive,
             expect_continue,
         )
         self.parsing = cycle
@@ -666,8 +659,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.switch_to_websocket()
             return
         if self.parsing is None and self.reading_head and self.head_bytes == 0:
-            self.set_keep_alive_deadline()
-        self.resume_reading()
+            # Idle again: the keep-alive timer runs (set_keep_alive_deadline, inlined).
+            self.deadline_is_header = False
+            timeout = self.state.keep_alive_timeout
+            self.deadline = self.loop.time() + timeout if timeout else 0.0
+        if self.read_paused:
+            self.resume_reading()
 
 
 class RequestCycle:
@@ -993,25 +990,18 @@ class RequestCycle:
         if self.chunked:
             if size:
                 frame = b"%x\r\n" % size
+                # One buffer, one write: copying the chunk here is cheaper than uvloop's
+                # writelines (measured: 1 MiB responses 1.4x faster).
                 if more_body:
-                    parts: tuple[bytes, ...] = (head, frame, body, CRLF)
+                    transport.write(b"".join((head, frame, body, CRLF)))
                 else:
-                    parts = (head, frame, body, CRLF, LAST_CHUNK)
-                if size < 16384:
-                    transport.write(b"".join(parts))
-                else:
-                    transport.writelines(parts)
+                    transport.write(b"".join((head, frame, body, CRLF, LAST_CHUNK)))
             elif not more_body:
                 transport.write(head + LAST_CHUNK if head else LAST_CHUNK)
             elif head:
                 transport.write(head)
         elif size:
-            if not head:
-                transport.write(body)
-            elif size < 16384:
-                transport.write(head + body)
-            else:
-                transport.writelines((head, body))
+            transport.write(head + body if head else body)
         elif head:
             transport.write(head)
         if not more_body:

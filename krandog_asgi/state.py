@@ -47,6 +47,8 @@ class ServerState:
         "cycles",
         "date_second",
         "default_headers",
+        "keep_alive",
+        "keep_alive_timeout",
         "lifespan_state",
         "loop",
         "on_limit_reached",
@@ -69,6 +71,10 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
+        self.keep_alive = config.timeout_keep_alive > 0
+        # How long an idle connection lives: with keep-alive off, a connection that has not
+        # sent its first request yet gets the header deadline instead.
+        self.keep_alive_timeout = config.timeout_keep_alive or config.timeout_request_header
         self.on_limit_reached: Any = None
         # Responses whose head waits for their first body chunk; flushed once per loop iteration
         # so that an app which awaits between start and body still shows its status promptly.

@@ -477,8 +477,10 @@ class Connection:
             raise InvalidState("the connection is closing")
         rsv1 = False
         if self.deflate is not None and payload:
-            payload = self.deflate.compress(payload)
-            rsv1 = True
+            compressed = self.deflate.compress(payload)
+            if compressed is not None:
+                payload = compressed
+                rsv1 = True
         if fragment_size is None or len(payload) <= fragment_size:
             self._write_frame(opcode, payload, True, rsv1)
             return

@@ -743,3 +743,19 @@ def test_deflate_data_after_the_final_block_fails_1007() -> None:
     comp = zlib.compressobj(6, zlib.DEFLATED, -12)
     payload = comp.compress(b"hello") + comp.flush(zlib.Z_FINISH) + b"junk after the end"
     assert failure(1007)(norm(conn.receive_data(frame(OP_BINARY, payload, rsv=0x40))))
+
+
+def test_random_looking_data_is_sent_uncompressed_and_text_compressed() -> None:
+    server_codec, client_codec = deflate_pair()
+    out: list[bytes] = []
+    sender = Connection(Side.CLIENT, out.append, deflate=client_codec)
+    noise = os.urandom(4096)
+    text = "compressible " * 400
+    sender.send_binary(noise)
+    sender.send_text(text)
+    sender.send_binary(noise)
+    assert out[0][0] & 0x40 == 0  # RSV1 clear: sent as it is
+    assert out[1][0] & 0x40 == 0x40  # compressed
+    assert len(out[1]) < len(text) // 10
+    receiver, _ = server(deflate=server_codec)
+    assert receiver.receive_data(b"".join(out)) == [noise, text, noise]
