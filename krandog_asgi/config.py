@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from krandog_asgi.asgi_types import ASGIApp
+from krandog_asgi.http_common import check_header
 from krandog_asgi.wsconn import DEFAULT_MAX_FRAGMENTS
 
 __all__ = ["Config", "ImportFromStringError", "import_from_string"]
@@ -191,8 +192,6 @@ class Config:
         encoded = []
         for name, value in self.headers:
             raw_name, raw_value = name.lower().encode("latin-1"), value.encode("latin-1")
-            from krandog_asgi.http_common import check_header
-
             check_header(raw_name, raw_value)
             encoded.append(raw_name + b": " + raw_value + b"\r\n")
         self.header_bytes = b"".join(encoded)
