@@ -527,7 +527,7 @@ def test_keepalive_does_not_kill_a_client_whose_pongs_wait_behind_a_full_queue(s
         async with connect(server.ws_url + "/hoard", ping_interval=None) as ws:
             for i in range(20):
                 await ws.send(f"m{i}")  # the app never receives: the queue fills, reading pauses
-            with pytest.raises(TimeoutError):
+            with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(ws.recv(), 2.0)  # not closed with 1011 meanwhile
 
     run(main())
