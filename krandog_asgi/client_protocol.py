@@ -8,7 +8,6 @@ response, one ``TimerHandle`` for the deadlines the server polls from its tick, 
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl as ssl_module
 import sys
 from base64 import b64encode
@@ -128,7 +127,6 @@ class ClientProtocol(WebSocketIO):
         "key",
         "options",
         "parser",
-        "pong_waiters",
         "response_complete",
         "response_headers",
         "sent_close",
@@ -161,7 +159,6 @@ class ClientProtocol(WebSocketIO):
         self.handshake_waiter: asyncio.Future[None] = loop.create_future()
         self.closed_waiter: asyncio.Future[None] = loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
-        self.pong_waiters: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self.sent_close: tuple[int, str] | None = None
 
     def request_bytes(self) -> bytes:
@@ -281,12 +278,6 @@ class ClientProtocol(WebSocketIO):
                         f"The server closed the connection during the handshake{reason}"
                     )
                 )
-        if self.pong_waiters:
-            error = self.closed_error()
-            for waiter, _ in self.pong_waiters.values():
-                if not waiter.done():
-                    waiter.set_exception(error)
-            self.pong_waiters.clear()
         if not self.closed_waiter.done():
             self.closed_waiter.set_result(None)
 
@@ -301,6 +292,9 @@ class ClientProtocol(WebSocketIO):
         return (
             conn is not None and conn.close_sent and conn.close_rcvd is not None and not conn.failed
         )
+
+    def ping_error(self) -> Exception:
+        return self.closed_error()
 
     def closed_error(self) -> ConnectionClosed:
         """The exception for using a connection that is closed (or closing, by our side)."""
@@ -339,38 +333,6 @@ class ClientProtocol(WebSocketIO):
             return
         self.sent_close = (code, reason)
         self.start_close(code, reason)
-
-    def ping(self, data: bytes | None = None) -> asyncio.Future[float]:
-        """Send a ping; the future gives the round-trip time once the matching pong arrives."""
-        conn = self.conn
-        assert conn is not None
-        if data is None:
-            data = os.urandom(4)
-            while data in self.pong_waiters:
-                data = os.urandom(4)
-        elif data in self.pong_waiters:
-            raise ValueError("A ping with this payload is already waiting for its pong")
-        if self.closed:
-            raise InvalidState("the connection is closed")
-        conn.send_ping(data)
-        waiter: asyncio.Future[float] = self.loop.create_future()
-        self.pong_waiters[data] = (waiter, self.loop.time())
-        return waiter
-
-    def pong_received(self, data: bytes) -> None:
-        WebSocketIO.pong_received(self, data)
-        waiters = self.pong_waiters
-        if data not in waiters:
-            return
-        # RFC 6455 §5.5.3: a pong may answer several pings; it acknowledges all earlier ones.
-        now = self.loop.time()
-        while waiters:
-            payload, (waiter, sent) = next(iter(waiters.items()))
-            del waiters[payload]
-            if not waiter.done():
-                waiter.set_result(now - sent)
-            if payload == data:
-                break
 
     # -- timers -------------------------------------------------------------------------------
 

@@ -34,16 +34,16 @@ import codecs
 import concurrent.futures
 import http
 import inspect
-import itertools
 import json
 import logging
 import re
-import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Final, Literal, cast, overload
 from urllib.parse import parse_qsl, quote
+
+from krandog_asgi.frames import close_code_is_valid
 
 __all__ = [
     "CLOSED",
@@ -68,18 +68,6 @@ logger = logging.getLogger("krandog_asgi.error")
 _get_ident = threading.get_ident
 _new_object = object.__new__
 
-
-_COUNTER = itertools.count()
-
-
-def _rising(obj: object) -> int:
-    """Without reference counts every call looks like a new reference: no object is reused."""
-    return next(_COUNTER)
-
-
-# CPython's reference count, to reuse a request object the app did not keep (see __call__).
-_refcount: Callable[[object], int] = getattr(sys, "getrefcount", _rising)
-
 # WebSocket.readyState values, as in the browser API.
 CONNECTING: Final = 0
 OPEN: Final = 1
@@ -91,6 +79,8 @@ DEFAULT_MAX_BODY_SIZE = 16 * MiB
 DEFAULT_SEND_QUEUE_LIMIT = 16 * MiB
 # Close code for a client whose outgoing queue overflowed (it does not read what we send).
 SLOW_CONSUMER_CODE = 1008
+# What one queued message costs besides its payload (deque slot, message dict, future, tuple).
+_ENTRY_COST = 256
 
 Scope = Any  # kept loose like krandog_asgi.asgi_types, without importing the server package
 Message = dict[str, Any]
@@ -382,6 +372,14 @@ def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, None]:
                 return
 
 
+async def _finish_send(coro: Any, yielded: Any) -> None:
+    """Finish a server send that suspended, where nothing waits for it."""
+    try:
+        await _Resumed(coro, yielded)
+    except Exception as exc:
+        logger.debug("WebSocket close after a send-queue overflow failed: %s", exc)
+
+
 class _Resumed:
     __slots__ = ("coro", "yielded")
 
@@ -406,6 +404,7 @@ class WebSocket(_ScopeFields):
         "__weakref__",
         "_batch",
         "_drainer",
+        "_inflight",
         "_limit",
         "_loop",
         "_queue",
@@ -435,6 +434,7 @@ class WebSocket(_ScopeFields):
         # The writer task while a send is blocked by flow control, or _FLUSHING while the
         # message loop hands over a batch; any send meanwhile waits in the queue behind it.
         self._drainer: asyncio.Task[None] | _Flushing | None = None
+        self._inflight: tuple[Any, asyncio.Future[None]] | None = None
         # While a sync handler of this connection runs on the loop, its own sends collect here
         # and the message loop awaits them right after it returns (cheaper than one by one).
         self._batch: list[Message] | None = None
@@ -453,7 +453,7 @@ class WebSocket(_ScopeFields):
         still CONNECTING go out right after the accept; once it is CLOSING or CLOSED they are
         dropped, as in the browser.
         """
-        if type(data) is str:
+        if isinstance(data, str):
             message: Message = {"type": "websocket.send", "text": data}
         elif isinstance(data, bytes | bytearray | memoryview):
             data = bytes(data)
@@ -476,7 +476,7 @@ class WebSocket(_ScopeFields):
                 self._send_failed(exc)
                 return _DONE
             return self._suspended(coro, yielded)
-        return self._send_slow(message, len(data))
+        return self._send_slow(message, len(data.encode()) if isinstance(data, str) else len(data))
 
     def close(self, code: int = 1000, reason: str = "") -> Awaitable[None]:
         """Start the closing handshake after the messages already sent; idempotent.
@@ -530,6 +530,7 @@ class WebSocket(_ScopeFields):
         """The server's send suspended (flow control): a writer task finishes it, then drains
         whatever is queued behind it, in order."""
         done = self._loop.create_future()
+        self._inflight = (coro, done)  # until the writer task first runs (see _finish)
         self._drainer = self._loop.create_task(self._drain(coro, yielded, done))
         return done
 
@@ -537,7 +538,9 @@ class WebSocket(_ScopeFields):
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
-        if queue and size and self._queued_bytes + size > self._limit:
+        # Each entry costs about a queue slot, a dict and a future besides its payload: charge it,
+        # so that a flood of tiny (or empty) messages to a client that never reads is bounded too.
+        if queue and self._queued_bytes + (len(queue) + 1) * _ENTRY_COST + size > self._limit:
             self._overflow()
             return _DONE
         future = self._loop.create_future()
@@ -554,9 +557,20 @@ class WebSocket(_ScopeFields):
         )
         self._drop_queue()
         self.readyState = CLOSING
-        close: Message = {"type": "websocket.close", "code": SLOW_CONSUMER_CODE, "reason": ""}
-        if self._queue is not None:  # the same deque: a running writer task sees it
-            self._queue.append((close, None, 0))
+        # Not behind the send that is stuck in flow control (it may never finish): the close
+        # goes to the server now, so its closing-handshake timeout applies.
+        send = self._send
+        if send is None:
+            return
+        coro: Any = send({"type": "websocket.close", "code": SLOW_CONSUMER_CODE, "reason": ""})
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:
+            self._send_failed(exc)
+            return
+        self._loop.create_task(_finish_send(coro, yielded))
 
     def _from_thread(self, message: Message, size: int) -> Awaitable[None]:
         handle = _ThreadSend()
@@ -579,6 +593,7 @@ class WebSocket(_ScopeFields):
 
     async def _drain(self, coro: Any, yielded: Any, done: asyncio.Future[None] | None) -> None:
         """The writer task: finish a send that suspended, then send the queue in order."""
+        self._inflight = None
         current = done
         try:
             if coro is not None:
@@ -627,6 +642,13 @@ class WebSocket(_ScopeFields):
         self._send = None
         self._drop_queue()
         self._queue = None
+        inflight = self._inflight
+        if inflight is not None:
+            # The writer task never ran: cancelling it skips its cleanup, so do it here.
+            self._inflight = None
+            coro, done = inflight
+            coro.close()
+            _resolve(done)
         drainer = self._drainer
         if isinstance(drainer, asyncio.Task) and not drainer.done():
             drainer.cancel()
@@ -642,11 +664,9 @@ def _resolve(future: asyncio.Future[None] | None) -> None:
 
 
 def _check_close(code: int, reason: str) -> None:
-    if type(code) is not int or not (
-        code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
-    ):
+    if type(code) is not int or not close_code_is_valid(code):
         raise ValueError(
-            f"Invalid WebSocket close code {code!r} (use 1000, 1001, 1007-1014 or 3000-4999)"
+            f"Invalid WebSocket close code {code!r} (use 1000-1003, 1007-1014 or 3000-4999)"
         )
     if not isinstance(reason, str) or len(reason.encode("utf-8")) > 123:
         raise ValueError("The close reason must be a str of at most 123 bytes in UTF-8")
@@ -907,11 +927,6 @@ class KrandogApp:
             handler = self.handler
             direct = not self.is_async and not self.threads
             batch: list[Message] = []
-            # One request object per message as far as the app can tell, but one that nobody
-            # kept (only this frame refers to it) is reused: an allocation less per message.
-            req = WebSocketMessage(ws, "")
-            alone = _refcount(req)  # the count while only this frame refers to it (calibrated:
-            # the interpreter may borrow references, e.g. Python 3.14, so it is not always 2)
             while True:
                 message = await receive()
                 kind = message["type"]
@@ -921,9 +936,8 @@ class KrandogApp:
                     data = message.get("text")
                     if data is None:
                         data = message.get("bytes") or b""
-                    if _refcount(req) > alone:  # the app kept the last one: never mutate it
-                        req = _new_object(WebSocketMessage)  # no __init__ frame: hot path
-                        req.ws = ws
+                    req = _new_object(WebSocketMessage)  # skips an __init__ frame: hot path
+                    req.ws = ws
                     req.data = data
                     if direct:
                         ws._batch = batch

@@ -39,9 +39,14 @@ class WriteFlowControl:
                 waiter.set_result(None)
 
     async def drain(self) -> None:
-        """Wait while the transport's buffer is above its high-water mark."""
+        """Wait while the transport's buffer is above its high-water mark.
+
+        Every sender waits on the same future through ``shield``: cancelling one of them (a
+        timeout around ``send``) must not cancel the others, nor leave a cancelled future behind
+        for the next ones.
+        """
         if self.write_paused and not self.closed:
             waiter = self.drain_waiter
-            if waiter is None:
+            if waiter is None or waiter.done():
                 waiter = self.drain_waiter = self.loop.create_future()
-            await waiter
+            await asyncio.shield(waiter)

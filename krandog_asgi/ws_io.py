@@ -30,6 +30,7 @@ from krandog_asgi.frames import CloseCode
 from krandog_asgi.wsconn import (
     CloseReceived,
     Connection,
+    InvalidState,
     Ping,
     Pong,
     ProtocolFailure,
@@ -83,8 +84,10 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         "ping_interval",
         "ping_payload",
         "ping_timeout",
+        "pings",
         "pong_deadline",
         "read_paused",
+        "stall_deadline",
         "transport",
         "waiter",
     )
@@ -121,8 +124,12 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         self.next_ping = 0.0
         self.pong_deadline = 0.0
         self.ping_payload = b""  # our unanswered keepalive ping, if any
+        # Every unanswered ping in the order sent (keepalive ones have no waiter): RFC 6455
+        # §5.5.3 lets a peer answer only the latest, which then acknowledges all earlier ones.
+        self.pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] | None = None
         self.close_deadline = 0.0
         self.grace_deadline = 0.0
+        self.stall_deadline = 0.0  # our writes have not drained since then: the peer may be gone
 
     # -- hooks for subclasses -----------------------------------------------------------------
 
@@ -136,13 +143,59 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
     def on_ended(self) -> None:
         """Called once, when the end code is final."""
 
+    def ping_error(self) -> Exception:
+        """What an unanswered ping's waiter gets when the connection ends."""
+        return ConnectionError("the WebSocket connection is closed")
+
+    # -- pings --------------------------------------------------------------------------------
+
+    def ping(self, data: bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping; the future gives the round-trip time once a pong answers it."""
+        conn = self.conn
+        assert conn is not None
+        pings = self.pings
+        if pings is None:
+            pings = self.pings = {}
+        if data is None:
+            data = os.urandom(4)
+            while data in pings:
+                data = os.urandom(4)
+        elif data in pings:
+            raise ValueError("A ping with this payload is already waiting for its pong")
+        if self.closed:
+            raise InvalidState("the connection is closed")
+        conn.send_ping(data)  # InvalidState once our close frame is out
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        pings[data] = (waiter, self.loop.time())
+        return waiter
+
     def pong_received(self, data: bytes) -> None:
-        """A pong arrived; subclasses that send their own pings extend this to match them."""
-        if self.ping_payload and data == self.ping_payload:
-            self.ping_payload = b""
-            if self.pong_deadline:
-                self.pong_deadline = 0.0
-                self.update_deadline()
+        """A pong acknowledges its own ping and every earlier one (RFC 6455 §5.5.3)."""
+        pings = self.pings
+        if not pings or data not in pings:
+            return  # unsolicited: ignored
+        now = self.loop.time()
+        while pings:
+            payload = next(iter(pings))
+            waiter, sent = pings.pop(payload)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now - sent)
+            if payload == self.ping_payload:
+                self.ping_payload = b""
+                if self.pong_deadline:
+                    self.pong_deadline = 0.0
+                    self.update_deadline()
+            if payload == data:
+                break
+
+    def fail_pings(self) -> None:
+        pings = self.pings
+        if pings:
+            error = self.ping_error()
+            for waiter, _ in pings.values():
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(error)
+            pings.clear()
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -161,9 +214,10 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         conn = self.conn
         if conn is None:
             return
-        limit = self.max_queue
+        # After our close frame nothing is queued any more, so there is nothing to limit.
+        limit = self.max_queue if not conn.close_sent else None
         events = conn.receive_data(data, limit)
-        if len(events) >= limit and conn.buf:
+        if limit is not None and len(events) >= limit and conn.buf:
             # Parsing stopped at the limit: read no more until the consumer catches up.
             self.backlog = True
             self.update_reading()
@@ -194,25 +248,32 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         elif not self.ended:
             self.end(CloseCode.ABNORMAL_CLOSURE, "")
         self.release_drain()
+        self.fail_pings()
         # Whatever the consumer has not taken yet stays readable; after it, END.
         self.wake(END)
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        # While we cannot write, we do not read either (below), so keepalive cannot see the
+        # peer: a peer that takes none of our bytes for a whole keepalive period is gone.
+        if self.ping_interval and self.ping_timeout:
+            self.stall_deadline = self.loop.time() + self.ping_interval + self.ping_timeout
+            self.update_deadline()
         self.update_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.stall_deadline = 0.0
         self.release_drain()
         self.update_reading()
 
     def update_reading(self) -> None:
         """Read only while the consumer has room and our own writes are flowing."""
         inbox = self.inbox
-        pause = (
-            self.write_paused
-            or self.backlog
-            or (inbox is not None and len(inbox) >= self.max_queue)
+        conn = self.conn
+        closing = conn is not None and conn.close_sent  # messages are dropped from now on
+        pause = self.write_paused or (
+            not closing and (self.backlog or (inbox is not None and len(inbox) >= self.max_queue))
         )
         if pause == self.read_paused or self.closed:
             return
@@ -276,6 +337,8 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
             return END
         if self.ended:
             return END
+        if self.waiter is not None and not self.waiter.done():
+            raise RuntimeError("another task is already waiting for the next message")
         waiter = self.waiter = self.loop.create_future()
         try:
             return await waiter
@@ -328,7 +391,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         if self.is_server:
             # RFC 6455 §7.1.1: the server closes the TCP connection first.
             self.close_transport()
-        else:
+        elif not self.closed:
             self.close_deadline = self.loop.time() + self.close_timeout
             self.update_deadline()
 
@@ -356,6 +419,12 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         self.ping_payload = b""
         self.close_deadline = self.loop.time() + self.close_timeout
         self.update_deadline()
+        # The peer's answer must be read even if the consumer's queue is full: nothing more is
+        # queued now, so parse what is buffered and read on.
+        if self.backlog:
+            self.backlog = False
+            self.data_received(b"")
+        self.update_reading()
 
     def close_transport(self) -> None:
         """Close after flushing; abort if the peer does not take our bytes within the timeout."""
@@ -376,7 +445,13 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
     def update_deadline(self) -> None:
         times = [
             t
-            for t in (self.next_ping, self.pong_deadline, self.close_deadline, self.grace_deadline)
+            for t in (
+                self.next_ping,
+                self.pong_deadline,
+                self.close_deadline,
+                self.grace_deadline,
+                self.stall_deadline,
+            )
             if t
         ]
         new = min(times) if times else 0.0
@@ -406,6 +481,10 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
             # messages, then END.
             self.finish_peer_ending()
             self.wake(END)
+        if self.stall_deadline and now >= self.stall_deadline:
+            logger.debug("WebSocket peer took none of our data for a keepalive period")
+            self.abort(CloseCode.INTERNAL_ERROR, "peer stopped reading")
+            return
         if self.pong_deadline and now >= self.pong_deadline:
             logger.debug("WebSocket keepalive ping timed out")
             self.end(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
@@ -418,8 +497,16 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
             # not be seen).
             outstanding = self.ping_payload and self.ping_timeout
             if not outstanding and not self.read_paused and not conn.close_sent:
-                self.ping_payload = os.urandom(4)
-                conn.send_ping(self.ping_payload)
+                if self.pings is None:
+                    self.pings = {}
+                elif self.ping_payload:  # never answered (no timeout set): forget it
+                    self.pings.pop(self.ping_payload, None)
+                payload = os.urandom(4)
+                while payload in self.pings:
+                    payload = os.urandom(4)
+                self.ping_payload = payload
+                self.pings[payload] = (None, now)
+                conn.send_ping(payload)
                 if self.ping_timeout:
                     self.pong_deadline = now + self.ping_timeout
             self.next_ping = now + self.ping_interval

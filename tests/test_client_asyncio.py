@@ -191,7 +191,7 @@ def test_ping_returns_the_round_trip_time(peer: Peer) -> None:
             first, second = await asyncio.gather(ws.ping(b"one"), ws.ping("two"))
             assert 0 <= first < 5
             assert 0 <= second < 5
-            assert not ws.protocol.pong_waiters
+            assert not ws.protocol.pings
 
     run(main())
 

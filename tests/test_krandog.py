@@ -276,31 +276,23 @@ def drive_websocket(app: Any, messages: list[str | bytes]) -> list[dict[str, Any
     return sent
 
 
-@pytest.mark.parametrize("has_refcounts", [True, False])
-def test_request_object_reuse_needs_reference_counts(monkeypatch, has_refcounts: bool) -> None:
-    """On CPython an unkept request object is reused; without sys.getrefcount (PyPy) every
-    message gets a new one."""
+def test_each_message_gets_its_own_request_object() -> None:
+    """A handler may keep ``req`` (e.g. to answer later): a later message must not change it."""
     from krandog_asgi import compat
 
-    created = []
-
-    def counting_new(cls: type) -> Any:
-        created.append(cls)
-        return object.__new__(cls)
-
-    monkeypatch.setattr(compat, "_new_object", counting_new)
-    if not has_refcounts:
-        monkeypatch.setattr(compat, "_refcount", compat._rising)
+    kept: list[Any] = []
 
     def handler(req: Any) -> None:
         if req.type == "websocket":
+            kept.append(req)
             req.ws.send(req.data)
 
     sent = drive_websocket(compat.krandog_app(handler), [f"m{i}" for i in range(10)])
     assert [m.get("text") for m in sent if m["type"] == "websocket.send"] == [
         f"m{i}" for i in range(10)
     ]
-    assert len(created) == (0 if has_refcounts else 10)
+    assert [req.data for req in kept] == [f"m{i}" for i in range(10)]
+    assert len({id(req) for req in kept}) == 10
 
 
 def test_headers_and_query_parsing() -> None:
@@ -929,7 +921,7 @@ def test_cli_interface_asgi_does_not_wrap(serve) -> None:
 
 
 def test_compat_imports_no_server_module() -> None:
-    """The compat layer is a plain ASGI app: only the standard library."""
+    """The compat layer is a plain ASGI app: the standard library and our pure frame codec."""
     import ast
     import sys
     from pathlib import Path
@@ -943,11 +935,12 @@ def test_compat_imports_no_server_module() -> None:
         if isinstance(node, ast.Import)
         for alias in node.names
     } | {
-        node.module.split(".")[0]
+        node.module if node.module.startswith("krandog_asgi") else node.module.split(".")[0]
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and node.module
     }
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    allowed = set(sys.stdlib_module_names) | {"__future__", "krandog_asgi.frames"}
+    assert imported <= allowed, imported
 
 
 # -- under another ASGI server ------------------------------------------------------------------
@@ -1121,3 +1114,109 @@ def test_example_fastapi_app(serve) -> None:
 
     run(main())
     assert "Traceback" not in server.log
+
+
+def test_overflowing_client_that_never_reads_is_disconnected(serve) -> None:
+    """Second review: the 1008 close used to wait behind the send stuck in flow control, so a
+    client that never read again kept its connection (and the app its ws) forever."""
+    server = serve("krandog_flood:limited", "--ws-close-timeout", "1")
+    receiver = RawClient(server.port)
+    receiver.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        receiver.send_text("hello")
+        assert receiver.read_frame() == (0x1, b"hello")
+
+        async def send_fanout() -> None:
+            async with websockets.connect(server.ws_url + "/") as sender:
+                await sender.send("fanout 400 65536")
+                await sender.send("hello")
+                assert await sender.recv() == "hello"
+
+        run(send_fanout())
+        assert server.wait_for_log("its send queue exceeded 262144 bytes")
+        # The receiver reads nothing more; the server gives up on it within its close timeouts.
+        assert wait_until(lambda: flood_report(server)["peers"][0] == 3, timeout=8)
+    finally:
+        receiver.close()
+
+
+def test_a_flood_of_tiny_messages_to_a_client_that_never_reads_is_bounded() -> None:
+    """Second review: the queue limit counted payload bytes only, so empty or tiny messages
+    never reached it. Each queued message is now charged its bookkeeping too."""
+    from krandog_asgi.compat import SLOW_CONSUMER_CODE, krandog_app
+
+    stuck = asyncio.Event()  # the server's send that never completes: a client not reading
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "websocket.close":
+            stuck.set()  # like our server: the close ends the connection, a stuck send fails
+        elif message["type"] == "websocket.send":
+            await stuck.wait()
+            raise ConnectionResetError("the client is gone")
+
+    async def handler(req: Any) -> None:
+        if req.type == "websocket":
+            for _ in range(100_000):
+                req.ws.send(b"")  # empty messages, not awaited: zero payload bytes each
+
+    events = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "go"},
+        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(0.05 if len(events) == 1 else 0)
+        return events.pop(0)
+
+    scope = {"type": "websocket", "path": "/", "headers": [], "query_string": b""}
+    run(krandog_app(handler, send_queue_limit=256 * 1024)(scope, receive, send))
+    closes = [m for m in sent if m["type"] == "websocket.close"]
+    assert closes, "the queue never overflowed"
+    assert closes[0]["code"] == SLOW_CONSUMER_CODE
+    assert len(sent) < 2000
+
+
+def test_send_accepts_str_subclasses_and_close_accepts_1003(serve) -> None:
+    import enum
+
+    from krandog_asgi.compat import _check_close
+
+    class Color(str, enum.Enum):
+        RED = "red"
+
+    _check_close(1003, "unsupported data")  # RFC 6455 §7.4.1: a valid code to send
+    sent = drive_websocket(
+        __import__("krandog_asgi").krandog_app(
+            lambda req: req.ws.send(Color.RED) if req.type == "websocket" else None
+        ),
+        ["x"],
+    )
+    assert [m.get("text") for m in sent if m["type"] == "websocket.send"] == ["red"]
+
+
+def test_await_send_completes_when_the_connection_ends_before_the_writer_runs() -> None:
+    """Second review: _finish cancelled the writer task before its first step, so the future
+    returned by send() never completed and the server's send coroutine was never closed."""
+    from krandog_asgi.compat import OPEN, KrandogApp, WebSocket
+
+    async def main() -> bool:
+        gate = asyncio.Event()
+        closed = []
+
+        async def send(message: dict[str, Any]) -> None:
+            try:
+                await gate.wait()  # flow control: the send suspends
+            finally:
+                closed.append(True)
+
+        ws = WebSocket(KrandogApp(lambda req: None), {"path": "/", "headers": []}, send)
+        ws.readyState = OPEN
+        done = ws.send("hello")  # suspends: a writer task is created...
+        ws._finish()  # ...and the connection ends in the same loop pass
+        await asyncio.wait_for(asyncio.shield(done), 2)
+        return bool(closed)
+
+    assert run(main())
