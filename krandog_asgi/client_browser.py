@@ -115,28 +115,32 @@ class ErrorEvent(Event):
 
 class _Listener:
     """One entry of a socket's listener list; ``on<type>`` handlers are entries too, kept at the
-    position where they were first set, as in the HTML spec."""
+    position where they were first set, as in the HTML spec. ``removed`` is the DOM's flag: a
+    listener removed during a dispatch does not run in the rest of it."""
 
-    __slots__ = ("callback", "is_handler", "once", "original", "pass_event")
+    __slots__ = ("callback", "is_handler", "once", "original", "pass_event", "removed")
 
     def __init__(self, original: Any, *, once: bool = False, is_handler: bool = False) -> None:
         self.once = once
         self.is_handler = is_handler
-        self.original = original
+        self.removed = False
+        self.original: Any = None
         self.callback: Handler | None = None
         self.pass_event = True
         self.set(original)
 
     def set(self, original: Any) -> None:
-        self.original = original
+        """Raises TypeError for something that cannot be called, leaving the entry unchanged."""
         if original is None:
-            self.callback = None
-            return
-        callback = original if callable(original) else getattr(original, "handleEvent", None)
-        if not callable(callback):
-            raise TypeError(f"An event listener must be callable, not {original!r}")
+            callback = None
+        else:
+            callback = original if callable(original) else getattr(original, "handleEvent", None)
+            if not callable(callback):
+                raise TypeError(f"An event listener must be callable, not {original!r}")
+        self.original = original
         self.callback = callback
-        self.pass_event = _takes_an_argument(callback)
+        if callback is not None:
+            self.pass_event = _takes_an_argument(callback)
 
 
 def _takes_an_argument(callback: Handler) -> bool:
@@ -349,9 +353,13 @@ class WebSocket:
         entries.append(_Listener(listener, once=once))
 
     def removeEventListener(self, type: str, listener: Any) -> None:
+        """Listeners are matched with ``==`` as in the DOM, so ``ws.removeEventListener("open",
+        obj.method)`` finds the bound method added earlier; once removed, a listener does not
+        run, even in a dispatch that has already started."""
         entries = self._listener_list(type)
         entry = self._find(entries, listener)
         if entry is not None:
+            entry.removed = True
             entries.remove(entry)
 
     async def wait_closed(self) -> None:
@@ -367,7 +375,8 @@ class WebSocket:
 
     @staticmethod
     def _find(entries: list[_Listener], listener: Any) -> _Listener | None:
-        return next((e for e in entries if e.original is listener and not e.is_handler), None)
+        # ``==``, not ``is``: a bound method is a new object at each attribute access.
+        return next((e for e in entries if not e.is_handler and e.original == listener), None)
 
     def _listener_list(self, type: str) -> list[_Listener]:
         if type not in self._listeners:
@@ -379,6 +388,8 @@ class WebSocket:
         self._done = loop.create_future()
         _live.add(self)
         self._task = loop.create_task(self._run())
+        if loop in _expired:
+            self.close()  # run_until_closed()'s timeout has passed: this never connects
 
     async def _run(self) -> None:
         try:
@@ -401,9 +412,9 @@ class WebSocket:
         try:
             protocol = await opening
         except asyncio.CancelledError:
-            if not opening.cancelled():
-                raise  # we are cancelled ourselves (the loop is shutting down)
-            await self._fail(InvalidState(_CLOSED_WHILE_CONNECTING))
+            if not opening.cancelled() or self._cancelled_from_outside():
+                raise  # our own task was cancelled (asyncio.run ending, a task group...)
+            await self._fail(InvalidState(_CLOSED_WHILE_CONNECTING))  # close() cancelled it
             return
         except Exception as exc:
             await self._fail(exc)
@@ -426,6 +437,8 @@ class WebSocket:
             item = await protocol.next_event()
             if item is END:
                 break
+            if self._ready_state != self.OPEN:  # HTML drops messages once close() was called
+                continue
             if type(item) is bytes and self._binary_type == "arraybuffer":
                 item = bytearray(item)
             await self._dispatch(MessageEvent(self, item, origin))
@@ -442,6 +455,17 @@ class WebSocket:
             code, reason = CloseCode.ABNORMAL_CLOSURE, ""
         await self._dispatch(CloseEvent(self, code, reason, clean))
 
+    def _cancelled_from_outside(self) -> bool:
+        """While connecting, both ``close()`` and a cancellation of our own task cancel the
+        opening task; tell them apart."""
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+        if cancelling is not None:
+            return bool(cancelling())
+        # Python 3.10 keeps no count: only close() sets _close_requested, so a cancellation
+        # without it came from outside (one arriving together with close() is taken for it).
+        return not self._close_requested
+
     async def _fail(self, error: BaseException) -> None:
         self._ready_state = self.CLOSED
         await self._dispatch(ErrorEvent(self, error))
@@ -451,9 +475,10 @@ class WebSocket:
         entries = self._listeners[event.type]
         for entry in tuple(entries):
             callback = entry.callback
-            if callback is None:
+            if callback is None or entry.removed:
                 continue
-            if entry.once and entry in entries:
+            if entry.once:
+                entry.removed = True
                 entries.remove(entry)
             try:
                 result = callback(event) if entry.pass_event else callback()
@@ -468,6 +493,8 @@ class WebSocket:
 # browsers), and sockets created outside an event loop, waiting for run_until_closed().
 _live: set[WebSocket] = set()
 _unstarted: list[WebSocket] = []
+# Loops of run_until_closed() calls whose timeout has passed.
+_expired: set[asyncio.AbstractEventLoop] = set()
 
 
 def _defer_start(ws: WebSocket) -> None:
@@ -492,7 +519,9 @@ def run_until_closed(timeout: float | None = None) -> None:
 
     Sockets created outside an event loop connect when this starts; sockets that handlers create
     meanwhile are waited for too. After ``timeout`` seconds, the sockets still open are closed
-    (1000) and, once their close events have run, this returns.
+    (1000), and so is every socket created from then on (before it connects: ``error``, then
+    ``close`` 1006), so that reconnecting in ``onclose`` does not keep it running; once the
+    close events have run, this returns.
     """
     try:
         asyncio.get_running_loop()
@@ -517,15 +546,22 @@ async def _wait_all_closed(timeout: float | None) -> None:
     for ws in pending:
         ws._start(loop)
     deadline = None if timeout is None else loop.time() + timeout
-    while True:
-        waiting = [ws._done for ws in _live if ws._loop is loop and ws._done is not None]
-        if not waiting:
-            return
-        remaining = None if deadline is None else deadline - loop.time()
-        if remaining is not None and remaining <= 0:
-            for ws in list(_live):
-                if ws._loop is loop:
-                    ws.close()
-            deadline = None
-            continue
-        await asyncio.wait(waiting, timeout=remaining)
+    try:
+        while True:
+            mine = [ws for ws in _live if ws._loop is loop and ws._done is not None]
+            if not mine:
+                return
+            if deadline is not None and loop.time() >= deadline:
+                _expired.add(loop)  # from now on, _start() closes new sockets at once
+            if loop in _expired:
+                # Every pass: sockets that went live since the last one (a handler's, or one
+                # started before the deadline was seen) are closed too.
+                for ws in mine:
+                    ws.close()  # a no-op once closing
+                remaining = None
+            else:
+                remaining = None if deadline is None else deadline - loop.time()
+            waiting = [ws._done for ws in mine if ws._done is not None]
+            await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        _expired.discard(loop)

@@ -29,6 +29,7 @@ EXIT_NORMAL = 0  # closed with 1000, 1001 or an empty close frame
 EXIT_ABNORMAL = 1  # closed with another code, or the connection was lost (1006)
 EXIT_USAGE = 2  # bad command line (argparse)
 EXIT_CONNECT = 3  # no connection: bad URL, refused, handshake refused, TLS error, timeout
+EXIT_INTERRUPTED = 130  # Ctrl-C before the connection was open (128 + SIGINT, as shells do)
 HEX_PREVIEW = 64  # bytes of a binary message shown in hex
 
 
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open a WebSocket connection: send each line of stdin as a text message, "
         "print each message received. Ctrl-D (end of input) or Ctrl-C closes with 1000.",
         epilog="exit status: 0 closed normally (1000, 1001, no status), 1 closed with another "
-        "code or connection lost, 2 usage error, 3 could not connect",
+        "code or connection lost, 2 usage error, 3 could not connect, 130 interrupted (Ctrl-C) "
+        "while connecting",
     )
     add = p.add_argument
     add("url", help="ws:// or wss:// URL (IPv6 literals in brackets: ws://[::1]:8000/)")
@@ -160,7 +162,7 @@ async def _print_messages(ws: ClientConnection, binary: str) -> None:
 async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     try:
-        ws = await connect(
+        connecting = connect(
             args.url,
             subprotocols=args.subprotocol,
             extra_headers=args.header,
@@ -170,9 +172,46 @@ async def run(args: argparse.Namespace) -> int:
             max_size=args.max_size,
             ssl=_ssl_context(args),
         )
-    except (WebSocketError, OSError, ValueError) as exc:
+    except (WebSocketError, OSError, ValueError) as exc:  # bad URL or option; --ca-file
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONNECT
+    opening = asyncio.ensure_future(connecting.open())
+    interrupts = 0
+
+    def interrupted() -> None:
+        """Ctrl-C: give up while connecting; once open, close (1000), then drop the connection."""
+        nonlocal interrupts
+        interrupts += 1
+        if not opening.done():
+            opening.cancel()
+        elif not opening.cancelled() and opening.exception() is None:
+            protocol = opening.result().protocol
+            if interrupts == 1:
+                protocol.close()
+            else:
+                protocol.abort(1006, "")
+
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:
+        try:
+            ws = await opening
+        except asyncio.CancelledError:
+            if not (interrupts and opening.cancelled()):
+                raise  # our own task was cancelled
+            print("interrupted while connecting", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (WebSocketError, OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_CONNECT
+        return await _session(ws, args)
+    finally:
+        if on_main_thread:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _session(ws: ClientConnection, args: argparse.Namespace) -> int:
     details = [f"subprotocol {ws.subprotocol}"] if ws.subprotocol else []
     if ws.extensions:
         details.append(ws.extensions)
@@ -180,31 +219,16 @@ async def run(args: argparse.Namespace) -> int:
     print(f"connected to {ws.url}{suffix}", file=sys.stderr, flush=True)
 
     lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
     threading.Thread(target=_read_stdin, args=(loop, lines), daemon=True).start()
-    interrupts = 0
-
-    def interrupted() -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            ws.protocol.close()
-        else:
-            ws.protocol.abort(1006, "")
-
-    if threading.current_thread() is threading.main_thread():
-        loop.add_signal_handler(signal.SIGINT, interrupted)
     receiver = asyncio.create_task(_print_messages(ws, args.binary))
     sender = asyncio.create_task(_send_lines(ws, lines, args.wait))
-    try:
-        await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
-        if sender.done() and sender.exception() is None:
-            await ws.close()
-        sender.cancel()
-        await receiver
-        await ws.wait_closed()
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            loop.remove_signal_handler(signal.SIGINT)
+    await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+    if sender.done() and sender.exception() is None:
+        await ws.close()
+    sender.cancel()
+    await receiver
+    await ws.wait_closed()
     code = ws.close_code if ws.close_code is not None else 1006
     reason = f" {ws.close_reason!r}" if ws.close_reason else ""
     print(f"closed: {code} ({close_code_meaning(code)}){reason}", file=sys.stderr, flush=True)
@@ -216,5 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows
-        return asyncio.run(run(args))
-    return uvloop.run(run(args))
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        return runner(run(args))
+    except KeyboardInterrupt:
+        # Ctrl-C while run() does not handle it (the loop starting or ending): no traceback.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -8,6 +8,7 @@ response, one ``TimerHandle`` for the deadlines the server polls from its tick, 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as ssl_module
 import sys
 from base64 import b64encode
@@ -25,7 +26,7 @@ from krandog_asgi.client_errors import (
 )
 from krandog_asgi.client_url import WebSocketURL, parse_url
 from krandog_asgi.deflate import client_offer
-from krandog_asgi.frames import OP_BINARY, OP_TEXT, CloseCode
+from krandog_asgi.frames import OP_BINARY, OP_TEXT, CloseCode, build_close_payload
 from krandog_asgi.handshake import (
     ClientHandshake,
     HandshakeError,
@@ -85,6 +86,9 @@ class ClientOptions:
         object.__setattr__(
             self, "request_headers", tuple(check_request_headers([*extra, *self.headers]))
         )
+        if self.close_timeout is None:
+            # The closing handshake and the TCP close are always bounded (None would crash later).
+            raise ValueError("close_timeout must be a number of seconds, not None")
         for name in ("open_timeout", "ping_interval", "ping_timeout", "close_timeout"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -236,6 +240,11 @@ class ClientProtocol(WebSocketIO):
 
     def finish_handshake(self, rest: bytes) -> None:
         self.parser = None
+        if self.handshake_waiter.done():
+            # The open was cancelled (open_timeout, close() while CONNECTING) and the 101 came
+            # before the transport was aborted: nobody will use this connection.
+            self.transport.abort()
+            return
         options = self.options
         try:
             handshake = check_response(
@@ -331,6 +340,7 @@ class ClientProtocol(WebSocketIO):
         conn = self.conn
         if conn is None or conn.close_sent or self.closed:
             return
+        build_close_payload(code, reason)  # ValueError before any state changes
         self.sent_close = (code, reason)
         self.start_close(code, reason)
 
@@ -376,6 +386,8 @@ async def _open(target: WebSocketURL, options: ClientOptions) -> ClientProtocol:
     if target.secure and context is None:
         context = default_ssl_context()
     protocol = ClientProtocol(loop, target, options)
+    # Python 3.12+ can report every address's error (asyncio's loop; uvloop cannot).
+    extra: dict[str, Any] = {"all_errors": True} if _reports_all_errors(loop) else {}
     try:
         transport, _ = await loop.create_connection(
             lambda: protocol,
@@ -383,17 +395,46 @@ async def _open(target: WebSocketURL, options: ClientOptions) -> ClientProtocol:
             target.port,
             ssl=context,
             server_hostname=(options.server_hostname or target.host) if context else None,
+            **extra,
         )
     except ssl_module.SSLError:
         raise  # its message already names the certificate problem
     except OSError as exc:
-        message = f"Cannot connect to {target.url}: {exc.strerror or exc}"
-        if exc.errno is None:
-            raise OSError(message) from exc
-        raise type(exc)(exc.errno, message) from exc
+        raise connect_error(target, [exc]) from exc
+    except Exception as exc:  # all_errors: an ExceptionGroup of the OSErrors of each address
+        errors = getattr(exc, "exceptions", None)
+        if not errors or not all(isinstance(e, OSError) for e in errors):
+            raise
+        raise connect_error(target, list(errors)) from exc
     try:
         await protocol.handshake_waiter
     except BaseException:
         transport.abort()
         raise
     return protocol
+
+
+def _reports_all_errors(loop: asyncio.AbstractEventLoop) -> bool:
+    return sys.version_info >= (3, 12) and isinstance(loop, asyncio.BaseEventLoop)
+
+
+_ERRNO = re.compile(r"\[Errno (-?\d+)\]")
+
+
+def connect_error(target: WebSocketURL, errors: list[OSError]) -> OSError:
+    """One OSError naming the URL for the failure of every address tried, of the subclass
+    of their common errno: a dual-stack "localhost" refused on ::1 and on 127.0.0.1 is still a
+    ConnectionRefusedError (asyncio otherwise gives "Multiple exceptions" without an errno)."""
+    first = errors[0]
+    detail = "; ".join(str(e.strerror or e) for e in errors)
+    message = f"Cannot connect to {target.url}: {detail}"
+    numbers: set[int | None] = {e.errno for e in errors}
+    if len(errors) == 1 and first.errno is None:
+        # Before 3.12, and on uvloop: only the text of "Multiple exceptions: [Errno 111] ..."
+        numbers = {int(n) for n in _ERRNO.findall(str(first))} or {None}
+    if len(numbers) != 1 or None in numbers:
+        return OSError(message)
+    number = numbers.pop()
+    if all(type(e) is type(first) for e in errors) and first.errno == number:
+        return type(first)(number, message)  # keeps socket.gaierror and the like
+    return OSError(number, message)  # OSError picks the subclass: ConnectionRefusedError...

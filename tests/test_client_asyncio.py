@@ -273,6 +273,29 @@ def test_close_rejects_codes_that_cannot_be_sent(peer: Peer) -> None:
     run(main())
 
 
+def test_a_rejected_close_leaves_no_trace(websockets_peer: WebsocketsPeer) -> None:
+    """close() with a code or reason that cannot be sent raises before changing anything: the
+    rejected code is not what a later ConnectionClosed reports."""
+
+    async def main() -> None:
+        ws = await connect(websockets_peer.url + "/report-close")
+        with pytest.raises(ValueError, match="Invalid close code"):
+            await ws.close(1004)
+        with pytest.raises(ValueError, match="reason"):
+            await ws.close(4000, "x" * 124)
+        assert ws.protocol.sent_close is None
+        assert ws.protocol.closed_error().code == 1006  # nothing sent, nothing received yet
+        ws.protocol.close(4001, "valid")
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.send("after close")  # our close frame is out, no answer yet
+        assert (info.value.code, info.value.reason) == (4001, "valid")
+        await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (4001, "valid")
+
+    run(main())
+    assert websockets_peer.close_reports.get(timeout=10) == (4001, "valid")
+
+
 def test_close_while_recv_is_waiting_wakes_it(peer: Peer) -> None:
     async def main() -> None:
         async with peer.connect() as ws:

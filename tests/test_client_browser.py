@@ -42,6 +42,7 @@ from tests.client_support import (
     make_certificates,
     raw_server,
     read_frame,
+    read_request,
     run,
     switching_protocols,
 )
@@ -314,6 +315,38 @@ def test_close_while_connecting_fails_the_connection(peer: Peer) -> None:
     assert log == [("error", 3), ("close", 1006, "", False, 3)]
 
 
+def test_cancelling_the_socket_task_while_connecting_is_not_close() -> None:
+    """asyncio.run() ending (or a task group) cancels the socket's task: that is not close(),
+    so the cancellation propagates and no error/close events claim close() was called."""
+    events: list[str] = []
+
+    async def main() -> None:
+        asked, dropped = asyncio.Event(), asyncio.Event()
+
+        async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            asked.set()
+            await reader.read()  # until the client drops the connection
+            dropped.set()
+
+        async with raw_server(never_answer) as url:
+            ws = WebSocket(url, open_timeout=30)
+            ws.onerror = lambda event: events.append(f"error: {event.message}")
+            ws.onclose = lambda event: events.append(f"close {event.code}")
+            await asyncio.wait_for(asked.wait(), STEP)
+            task = ws._task
+            assert task is not None
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, STEP)
+            assert task.cancelled()
+            await asyncio.wait_for(ws.wait_closed(), STEP)
+            await asyncio.wait_for(dropped.wait(), STEP)  # the connection did not leak
+
+    run(main())
+    assert events == []
+
+
 def test_send_while_connecting_raises(peer: Peer) -> None:
     async def main() -> None:
         ws = peer.socket()
@@ -386,6 +419,37 @@ def test_ready_state_is_closing_between_the_close_frames_and_the_tcp_close() -> 
 
     run(main())
     assert states == [WebSocket.CLOSING, WebSocket.CLOSED]
+
+
+def test_messages_queued_when_close_is_called_are_dropped() -> None:
+    """HTML "a WebSocket message has been received": nothing is dispatched unless OPEN, so the
+    messages still queued when close() is called never reach the handlers."""
+    log: list[tuple[Any, ...]] = []
+
+    async def burst(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader)
+        # Five messages in the same write as the 101: all queued before the first dispatch.
+        messages = b"".join(frame(0x1, f"m{i}".encode()) for i in range(5))
+        writer.write(switching_protocols(request) + messages)
+        opcode, _, payload = await read_frame(reader)
+        assert opcode == 0x8
+        writer.write(frame(0x8, payload))
+        await writer.drain()
+
+    async def main() -> None:
+        async with raw_server(burst) as url:
+            ws = WebSocket(url)
+
+            def on_message(event: MessageEvent) -> None:
+                log.append((event.data, ws.readyState))
+                ws.close()
+
+            ws.onmessage = on_message
+            ws.onclose = lambda event: log.append(("close", event.code, event.wasClean))
+            await asyncio.wait_for(ws.wait_closed(), STEP)
+
+    run(main())
+    assert log == [("m0", WebSocket.OPEN), ("close", 1000, True)]
 
 
 def test_close_argument_validation(peer: Peer) -> None:
@@ -536,6 +600,72 @@ def test_handler_exceptions_are_logged_and_dispatch_goes_on(
     assert "handler bug" in caplog.text
 
 
+def test_listeners_are_matched_with_eq_and_removal_applies_at_once(websockets_url: str) -> None:
+    """As in the DOM: a bound method (a new object at each access) is found again with ``==``,
+    and a listener removed by an earlier one in the same dispatch does not run."""
+    ran: list[str] = []
+
+    class Client:
+        def on_open(self, event: Any) -> None:
+            ran.append("open")
+
+        def on_message(self, event: Any) -> None:
+            ran.append("bound method not removed")
+
+    async def main() -> None:
+        client = Client()
+        ws = WebSocket(websockets_url + "/welcome")
+        ws.addEventListener("open", client.on_open)
+        ws.addEventListener("open", client.on_open)  # the same listener: ignored
+        ws.addEventListener("message", client.on_message)
+        ws.removeEventListener("message", client.on_message)
+
+        def second(event: Any) -> None:
+            ran.append("second")
+
+        def third(event: Any) -> None:
+            ran.append("third (once)")
+
+        def first(event: Any) -> None:
+            ran.append(f"first: {event.data}")
+            ws.removeEventListener("message", second)
+            ws.removeEventListener("message", third)
+
+        ws.addEventListener("message", first)
+        ws.addEventListener("message", second)
+        ws.addEventListener("message", third, once=True)
+        ws.addEventListener("message", lambda: ws.close())
+        await ws.wait_closed()
+
+    run(main())
+    assert ran == ["open", "first: welcome"]
+
+
+def test_a_rejected_handler_leaves_the_old_one_in_place(websockets_url: str) -> None:
+    """Assigning something that cannot be called raises TypeError and changes nothing: the
+    getter and the dispatch both keep the previous handler (or None)."""
+    seen: list[str] = []
+
+    async def main() -> None:
+        ws = WebSocket(websockets_url + "/welcome")
+
+        def handler(event: MessageEvent) -> None:
+            seen.append(str(event.data))
+            ws.close()
+
+        ws.onmessage = handler
+        with pytest.raises(TypeError, match="must be callable"):
+            ws.onmessage = "not a function"  # type: ignore[assignment]
+        assert ws.onmessage is handler
+        with pytest.raises(TypeError, match="must be callable"):
+            ws.onerror = 42  # type: ignore[assignment]
+        assert ws.onerror is None
+        await ws.wait_closed()
+
+    run(main())
+    assert seen == ["welcome"]
+
+
 # -- where a WebSocket can be created ---------------------------------------------------------
 
 
@@ -678,6 +808,53 @@ def test_run_until_closed_timeout_closes_what_is_still_open(krandog_url: str) ->
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["open", "close 1000 True", "returned 3"]
+
+
+def test_run_until_closed_timeout_also_closes_sockets_opened_after_it(krandog_url: str) -> None:
+    """Neither the browser reconnect pattern (a new socket in onclose) nor a socket opened by a
+    timer after the deadline keeps run_until_closed(timeout) running: once the deadline has
+    passed, new sockets are closed before they connect."""
+    result = _script(
+        """
+        import asyncio, sys
+        from krandog_asgi.client import WebSocket, run_until_closed
+
+        def make(name, reconnects):
+            ws = WebSocket(sys.argv[1] + "/echo")
+            ws.onopen = lambda: print(name, "open")
+
+            def onclose(event):
+                print(name, "close", int(event.code))
+                if reconnects:
+                    make(name, reconnects - 1)
+
+            ws.onclose = onclose
+
+        async def slow_close():  # keeps a socket open past the deadline...
+            asyncio.get_running_loop().call_later(0.2, make, "timer", 0)  # ...while a timer
+            await asyncio.sleep(0.6)  # opens one from outside any handler
+            print("slow closed")
+
+        make("reconnect", 20)
+        WebSocket(sys.argv[1] + "/echo").onclose = slow_close
+        run_until_closed(timeout=0.5)
+        print("returned")
+        """,
+        krandog_url,
+        timeout=20,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "returned"
+    assert sorted(set(lines[:-1])) == [
+        "reconnect close 1000",  # open at the deadline: closed normally
+        "reconnect close 1006",  # the 20 reconnects after it never connect
+        "reconnect open",
+        "slow closed",
+        "timer close 1006",
+    ]
+    assert lines.count("reconnect close 1006") == 20
+    assert lines.count("reconnect open") == 1
 
 
 def test_socket_never_started_warns_at_exit() -> None:

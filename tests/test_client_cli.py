@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -152,6 +153,12 @@ def test_connection_failures_exit_3(url: str, target: str, message: str) -> None
     assert message in result.stderr
 
 
+def test_missing_ca_file_exits_3(tmp_path: Path) -> None:
+    result = run_cli("wss://127.0.0.1:9/", "--ca-file", str(tmp_path / "missing.pem"))
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: [Errno 2]")
+
+
 def test_usage_errors_exit_2() -> None:
     result = run_cli("ws://127.0.0.1:9/", "--header", "no colon")
     assert result.returncode == 2
@@ -166,6 +173,26 @@ def test_ctrl_c_closes_normally(url: str) -> None:
     status, stderr = client.finish()
     assert status == 0
     assert "closed: 1000 (normal closure)" in stderr
+
+
+def test_ctrl_c_while_connecting_exits_130_without_a_traceback() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # accepts, never answers
+        listener.settimeout(STEP)
+        port = listener.getsockname()[1]
+        client = Client(f"ws://127.0.0.1:{port}/")
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(STEP)
+                assert conn.recv(4096).startswith(b"GET / HTTP/1.1")  # the handshake is pending
+                client.proc.send_signal(signal.SIGINT)
+                status, stderr = client.finish()
+                assert conn.recv(4096) == b""  # the client dropped the connection
+        finally:
+            if client.proc.poll() is None:
+                client.proc.kill()
+    assert status == 130, stderr
+    assert stderr == "interrupted while connecting\n"
 
 
 def test_wait_keeps_printing_after_end_of_input(url: str) -> None:

@@ -4,9 +4,11 @@ the opening handshake (RFC 6455 §4.1), each with the exception that says what h
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from krandog_asgi.client import (
     WebSocketError,
     connect,
 )
+from krandog_asgi.client_protocol import ClientOptions, ClientProtocol, connect_error
 from krandog_asgi.client_url import parse_url
 from tests.client_support import (
     Certificates,
@@ -115,6 +118,7 @@ def test_url_must_be_a_string() -> None:
         ({"origin": "https://a\nb"}, "Invalid value for request header 'Origin'"),
         ({"compression": "gzip"}, "compression must be 'deflate' or None"),
         ({"open_timeout": -1}, "open_timeout must not be negative"),
+        ({"close_timeout": None}, "close_timeout must be a number of seconds, not None"),
         ({"max_size": 0}, "max_size must be at least 1"),
         ({"fragment_size": 0}, "fragment_size must be at least 1"),
         ({"ssl": ssl.create_default_context()}, "SSL context was given for the unencrypted URL"),
@@ -145,6 +149,55 @@ def test_refused_connection_names_the_url() -> None:
             await connect(f"ws://127.0.0.1:{port}/")
 
     run(main())
+
+
+def test_refused_on_every_address_is_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name with several addresses (dual-stack "localhost") refused on each one: asyncio says
+    "Multiple exceptions" without an errno, yet ``except ConnectionRefusedError`` must work."""
+    port = _closed_port()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def two_addresses(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "twice.test":
+            return real_getaddrinfo("127.0.0.1", *args, **kwargs) + real_getaddrinfo(
+                "127.0.0.2", *args, **kwargs
+            )
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+
+    async def main() -> None:
+        with pytest.raises(ConnectionRefusedError) as info:
+            await connect(f"ws://twice.test:{port}/")
+        assert info.value.errno == errno.ECONNREFUSED
+        assert f"Cannot connect to ws://twice.test:{port}/" in str(info.value)
+        assert "127.0.0.1" in str(info.value)
+        assert "127.0.0.2" in str(info.value)
+
+    run(main())  # asyncio's loop: all_errors=True on 3.12+, the message parsed before
+
+
+def test_connect_error_from_a_multiple_exceptions_message() -> None:
+    """What uvloop and Python < 3.12 give: only the text of every address's error."""
+    target = parse_url("ws://twice.test:9/")
+    refused = OSError(
+        "Multiple exceptions: [Errno 111] Connect call failed ('::1', 9, 0, 0), "
+        "[Errno 111] Connect call failed ('127.0.0.1', 9)"
+    )
+    error = connect_error(target, [refused])
+    assert isinstance(error, ConnectionRefusedError)
+    assert error.errno == errno.ECONNREFUSED
+    assert "Cannot connect to ws://twice.test:9/: Multiple exceptions" in str(error)
+    mixed = OSError("Multiple exceptions: [Errno 111] refused, [Errno 101] unreachable")
+    error = connect_error(target, [mixed])
+    assert type(error) is OSError
+    assert error.errno is None
+    grouped = [ConnectionRefusedError(111, "a"), OSError(101, "b")]
+    assert connect_error(target, grouped).errno is None
+    gaierror = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    error = connect_error(target, [gaierror])
+    assert type(error) is socket.gaierror
+    assert error.errno == socket.EAI_NONAME
 
 
 def test_open_timeout_when_the_server_never_answers() -> None:
@@ -283,6 +336,48 @@ def test_server_closing_during_the_handshake() -> None:
                 InvalidHandshake, match="closed the connection during the handshake"
             ):
                 await connect(url)
+
+    run(main())
+
+
+def test_101_after_the_open_was_cancelled_is_dropped() -> None:
+    """open_timeout or close() while CONNECTING cancels the handshake waiter; a 101 read before
+    the transport is aborted must not raise (InvalidStateError) nor attach a connection."""
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.aborted = False
+
+        def write(self, data: Any) -> None:
+            pass
+
+        def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+            pass
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def is_closing(self) -> bool:
+            return self.aborted
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    async def main() -> None:
+        protocol = ClientProtocol(
+            asyncio.get_running_loop(), parse_url("ws://h/"), ClientOptions(ping_interval=None)
+        )
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.handshake_waiter.cancel()
+        request = {"sec-websocket-key": protocol.key}
+        protocol.data_received(switching_protocols(request) + b"\x81\x02hi")
+        assert transport.aborted
+        assert protocol.conn is None
+        assert protocol.handshake is None
+        protocol.connection_lost(None)
+        assert protocol.closed
 
     run(main())
 
