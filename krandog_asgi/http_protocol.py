@@ -441,10 +441,11 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             headers = [(n, authority if n == b"host" else v) for n, v in headers]
             if not hosts:
                 headers.insert(0, (b"host", authority))  # HTTP/1.0 may omit Host
-        if b"#" in raw:
+        # Integer membership: ``b"#" in raw`` raises and clears a TypeError inside CPython first.
+        if 0x23 in raw:  # "#"
             raw = raw.partition(b"#")[0]
         raw_path, _, query = raw.partition(b"?")
-        if b"%" in raw_path:
+        if 0x25 in raw_path:  # "%"
             path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
         else:
             path = raw_path.decode("utf-8", "replace")
