@@ -7,6 +7,7 @@ relearning.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -55,6 +56,20 @@ def _bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+def _env_int(name: str, default: int) -> int:
+    """A default taken from the environment, as uvicorn and gunicorn read ``WEB_CONCURRENCY``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"error: ${name} must be an integer, not {raw!r}") from None
+    if value < 1:
+        raise SystemExit(f"error: ${name} must be at least 1, not {value}")
+    return value
+
+
 def _header(value: str) -> tuple[str, str]:
     name, sep, val = value.partition(":")
     if not sep or not name.strip():
@@ -86,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("processes")
     g.add_argument(
-        "--workers", type=int, default=d.workers, help="worker processes sharing the socket"
+        "--workers",
+        type=int,
+        default=_env_int("WEB_CONCURRENCY", d.workers),
+        help="worker processes sharing the socket (default: $WEB_CONCURRENCY, else 1)",
     )
     g.add_argument("--reload", action="store_true", help="restart when files change (development)")
     g.add_argument("--reload-dir", dest="reload_dirs", action="append", default=[], metavar="DIR")

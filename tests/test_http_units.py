@@ -534,6 +534,22 @@ def test_every_limit_has_a_flag() -> None:
     assert options["headers"] == [("X-A", "b")]
 
 
+def test_workers_default_comes_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with uvicorn and gunicorn, ``$WEB_CONCURRENCY`` sets the worker count unless
+    ``--workers`` is given; a bad value is a clear error, not a traceback."""
+    from krandog_asgi.cli import build_parser
+
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert build_parser().parse_args(["m:app"]).workers == 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert build_parser().parse_args(["m:app"]).workers == 3
+    assert build_parser().parse_args(["m:app", "--workers", "2"]).workers == 2
+    for bad in ("many", "0"):
+        monkeypatch.setenv("WEB_CONCURRENCY", bad)
+        with pytest.raises(SystemExit, match="WEB_CONCURRENCY"):
+            build_parser()
+
+
 def test_unit_one_large_read_of_pipelined_requests_is_parsed_in_bounded_steps() -> None:
     """A single read of thousands of tiny pipelined requests must not become thousands of
     queued request objects at once (review finding): parsing stops at the pipeline limit and
