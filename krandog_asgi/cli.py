@@ -229,9 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("WebSocket")
     g.add_argument(
         "--ws",
-        choices=["auto", "krandog", "none"],
+        # uvicorn's implementation names are accepted so its command lines work unchanged;
+        # every one of them means our own implementation.
+        choices=["auto", "krandog", "none", "websockets", "websockets-sansio", "wsproto"],
         default="auto",
-        help="'none' serves upgrade requests as plain HTTP",
+        metavar="{auto,krandog,none}",
+        help="'none' serves upgrade requests as plain HTTP; uvicorn's names "
+        "(websockets, websockets-sansio, wsproto) mean 'krandog'",
     )
     g.add_argument(
         "--ws-max-size",

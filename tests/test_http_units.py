@@ -550,6 +550,21 @@ def test_workers_default_comes_from_web_concurrency(monkeypatch: pytest.MonkeyPa
             build_parser()
 
 
+def test_uvicorn_command_lines_parse_unchanged() -> None:
+    """Switching from uvicorn must not mean rewriting its flags: its loop, http and ws choices
+    are accepted (we always run uvloop, httptools and our own WebSocket)."""
+    from krandog_asgi.cli import build_parser, options_from_args
+
+    for ws in ("websockets", "websockets-sansio", "wsproto", "auto", "krandog"):
+        args = build_parser().parse_args(
+            ["m:app", "--loop", "uvloop", "--http", "httptools", "--ws", ws]
+        )
+        assert options_from_args(args)["ws"] is True
+    assert options_from_args(build_parser().parse_args(["m:app", "--ws", "none"]))["ws"] is False
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["m:app", "--ws", "nonsense"])
+
+
 def test_unit_one_large_read_of_pipelined_requests_is_parsed_in_bounded_steps() -> None:
     """A single read of thousands of tiny pipelined requests must not become thousands of
     queued request objects at once (review finding): parsing stops at the pipeline limit and
