@@ -246,6 +246,9 @@ class WebSocketProtocol(WebSocketIO):
                 raise ClientDisconnected("The WebSocket connection is closed")
             text = message.get("text")
             if text is not None:
+                if message.get("bytes") is not None:
+                    # ASGI: "Exactly one of bytes or text must be non-None."
+                    raise ValueError("'websocket.send' with both 'text' and 'bytes'")
                 conn.send_text(text)
             else:
                 data = message.get("bytes")

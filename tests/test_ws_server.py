@@ -254,6 +254,17 @@ def test_subprotocol_not_offered_is_refused(ws_server: RunningServer) -> None:
     assert info.value.response.status_code == 500
 
 
+def test_send_with_both_text_and_bytes_is_refused(ws_server: RunningServer) -> None:
+    """ASGI: "Exactly one of bytes or text must be non-None" (a key set to None is fine)."""
+
+    async def main() -> str | bytes:
+        async with connect(ws_server.ws_url + "/both") as ws:
+            return await ws.recv()
+
+    assert run(main()) == "a"
+    assert "both" in httpx.get(ws_server.url + "/report").json()["both"]
+
+
 def test_accept_headers_are_sent(ws_server: RunningServer) -> None:
     async def main() -> str:
         async with connect(ws_server.ws_url + "/echo") as ws:

@@ -100,6 +100,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if path == "/crash":
         raise RuntimeError("boom")
+    if path == "/both":
+        try:
+            await send({"type": "websocket.send", "text": "a", "bytes": b"b"})
+        except ValueError as exc:
+            RECORD["both"] = str(exc)
+        await send({"type": "websocket.send", "text": "a", "bytes": None})  # None is allowed
+        return
     if path == "/scope":
         out = {
             k: v
