@@ -20,6 +20,7 @@ import inspect
 import logging
 import ssl as ssl_module
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, overload
 
@@ -113,6 +114,64 @@ class ErrorEvent(Event):
         return f"<ErrorEvent {self.message!r}>"
 
 
+class _SendLedger:
+    """``bufferedAmount`` as the WHATWG standard defines it: bytes of application data given to
+    ``send()`` (UTF-8 text, binary) not yet transmitted, without framing, compression or control
+    frames; a message sent in the current task counts until the event loop moves on, and a
+    connection lost with data still queued does not bring the count back to zero.
+
+    Wire bytes are counted by wrapping the connection's writer; a message has left once every
+    byte written up to its last frame has left the transport's buffer.
+    """
+
+    __slots__ = ("amount", "entries", "fresh", "loop", "protocol", "written")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: ClientProtocol) -> None:
+        self.loop = loop
+        self.protocol = protocol
+        self.amount = 0
+        self.entries: deque[tuple[int, int]] = deque()  # (wire bytes written at its end, size)
+        self.fresh = 0  # entries sent during the current task: they count whatever happens
+        transport = protocol.transport
+        conn = protocol.conn
+        assert conn is not None
+        # Bytes already buffered (the handshake, a pong) are not ours: start the count there.
+        self.written = transport.get_write_buffer_size()
+        write = transport.write
+
+        def counting_write(data: bytes) -> None:
+            self.written += len(data)
+            write(data)
+
+        conn.write = counting_write
+
+    def record(self, size: int) -> None:
+        self.entries.append((self.written, size))
+        self.amount += size
+        if self.fresh == 0:
+            self.loop.call_soon(self.settle)
+        self.fresh += 1
+
+    def settle(self) -> None:
+        self.fresh = 0
+        self.update()
+
+    def update(self) -> None:
+        protocol = self.protocol
+        if protocol.closed:
+            return  # the transport forgot its buffer: keep what was unsent when last seen
+        entries = self.entries
+        sent = self.written - protocol.transport.get_write_buffer_size()
+        while len(entries) > self.fresh and entries[0][0] <= sent:
+            self.amount -= entries.popleft()[1]
+
+    def closed(self, clean: bool) -> None:
+        """A clean closing handshake means the peer read everything we sent before it."""
+        if clean:
+            self.entries.clear()
+            self.amount = 0
+
+
 class _Listener:
     """One entry of a socket's listener list; ``on<type>`` handlers are entries too, kept at the
     position where they were first set, as in the HTML spec. ``removed`` is the DOM's flag: a
@@ -202,6 +261,7 @@ class WebSocket:
         "_discarded",
         "_done",
         "_handlers",
+        "_ledger",
         "_listeners",
         "_loop",
         "_opening",
@@ -256,6 +316,7 @@ class WebSocket:
         self._ready_state = self.CONNECTING
         self._close_requested = False
         self._discarded = 0
+        self._ledger: _SendLedger | None = None
         self._protocol: ClientProtocol | None = None
         self._opening: asyncio.Task[ClientProtocol] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -280,12 +341,13 @@ class WebSocket:
 
     @property
     def bufferedAmount(self) -> int:
-        """Bytes queued but not yet handed to the network, plus those sent after closing began
-        (which browsers discard but count)."""
-        protocol = self._protocol
-        if protocol is None or protocol.closed:
+        """Bytes of application data sent but not yet transmitted (no framing, no compression),
+        plus those sent after closing began (which browsers discard but count)."""
+        ledger = self._ledger
+        if ledger is None:
             return self._discarded
-        return protocol.transport.get_write_buffer_size() + self._discarded
+        ledger.update()
+        return ledger.amount + self._discarded
 
     @property
     def binaryType(self) -> str:
@@ -305,18 +367,22 @@ class WebSocket:
         if self._ready_state == self.CONNECTING:
             raise InvalidState("send() while the WebSocket is still CONNECTING")
         protocol = self._protocol
+        if isinstance(data, str):
+            size = len(data.encode("utf-8")) if not data.isascii() else len(data)
+        elif isinstance(data, bytes | bytearray | memoryview):
+            size = memoryview(data).nbytes
+        else:
+            raise TypeError(f"A message must be str or bytes-like, not {type(data).__name__}")
         if self._ready_state == self.OPEN and protocol is not None:
             try:
                 protocol.send_data(data)
-                return
             except InvalidState:
                 pass  # our close frame went out (a protocol error): discard, like after close()
-        if isinstance(data, str):
-            self._discarded += len(data.encode("utf-8"))
-        elif isinstance(data, bytes | bytearray | memoryview):
-            self._discarded += memoryview(data).nbytes
-        else:
-            raise TypeError(f"A message must be str or bytes-like, not {type(data).__name__}")
+            else:
+                if self._ledger is not None:
+                    self._ledger.record(size)
+                return
+        self._discarded += size
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start closing; ValueError for a code other than 1000 or 3000-4999, or a reason over
@@ -430,6 +496,8 @@ class WebSocket:
         assert handshake is not None
         self.protocol = handshake.subprotocol or ""
         self.extensions = handshake.extensions or ""
+        assert self._loop is not None
+        self._ledger = _SendLedger(self._loop, protocol)
         self._ready_state = self.OPEN
         await self._dispatch(Event("open", self))
         origin = self._target.origin
@@ -446,6 +514,7 @@ class WebSocket:
         await protocol.wait_closed()
         self._ready_state = self.CLOSED
         clean = protocol.closed_cleanly
+        self._ledger.closed(clean)
         if not clean:
             await self._dispatch(ErrorEvent(self, protocol.closed_error()))
         conn = protocol.conn

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import queue
 import re
 import socket
@@ -489,6 +490,66 @@ def test_buffered_amount_grows_while_the_server_does_not_read(krandog_url: str) 
     # once the kernel's buffers are full, every send adds at least its payload
     last = amounts[-10:]
     assert all(later - earlier >= 65536 for earlier, later in itertools.pairwise(last))
+
+
+def test_buffered_amount_counts_application_data_only(krandog_url: str) -> None:
+    """WHATWG: bufferedAmount is the bytes of application data (UTF-8 text, binary) queued by
+    send() and not yet transmitted, "not including framing overhead", and it "does not reset to
+    zero once the connection closes". With deflate on, a highly compressible message still
+    counts its full size; the close frame counts nothing."""
+    deltas: list[int] = []
+    at_close: list[int] = []
+
+    async def main() -> None:
+        ws = WebSocket(krandog_url + "/no-read", close_timeout=0.3)  # deflate negotiated
+        opened = asyncio.Event()
+        ws.onopen = opened.set
+        ws.onclose = lambda: at_close.append(ws.bufferedAmount)
+        await asyncio.wait_for(opened.wait(), STEP)
+        assert ws.extensions.startswith("permessage-deflate")
+        for _ in range(200):  # fill the socket buffers (random bytes: sent uncompressed)
+            ws.send(os.urandom(65536))
+            await asyncio.sleep(0)
+            if ws.bufferedAmount > 2 * 1024 * 1024:
+                break
+        for message in (b"y" * 100, "é" * 50, "a" * 100_000, b""):
+            before = ws.bufferedAmount
+            ws.send(message)
+            deltas.append(ws.bufferedAmount - before)
+        before = ws.bufferedAmount
+        ws.close()
+        deltas.append(ws.bufferedAmount - before)
+        await ws.wait_closed()
+
+    run(main())
+    assert deltas == [100, 100, 100_000, 0, 0]
+    # The server never read them: the close was not clean and the count stays.
+    assert len(at_close) == 1
+    assert at_close[0] > 2 * 1024 * 1024
+
+
+def test_buffered_amount_counts_a_message_until_the_loop_moves_on(peer: Peer) -> None:
+    """WHATWG: the count is "as of the last time the event loop reached step 1", so it
+    "includes any text sent during the execution of the current task"."""
+    amounts: list[int] = []
+
+    async def main() -> None:
+        ws = peer.socket("/echo")
+        opened = asyncio.Event()
+        ws.onopen = opened.set
+        await asyncio.wait_for(opened.wait(), STEP)
+        ws.send("hello")
+        ws.send(b"\x00" * 3)
+        amounts.append(ws.bufferedAmount)  # the kernel already took them; still counted
+        for _ in range(3):
+            await asyncio.sleep(0)
+        amounts.append(ws.bufferedAmount)
+        ws.close()
+        await ws.wait_closed()
+        amounts.append(ws.bufferedAmount)  # a clean close: everything was transmitted
+
+    run(main())
+    assert amounts == [8, 0, 0]
 
 
 # -- listeners and handlers -------------------------------------------------------------------
