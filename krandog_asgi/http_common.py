@@ -53,23 +53,37 @@ def final_status_line(status: object) -> bytes:
     return line
 
 
+# RFC 9110 §15 renamed these; older Pythons' http.HTTPStatus still has the RFC 7231 phrases.
+_RFC9110_PHRASES = {
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    416: b"Range Not Satisfiable",
+    422: b"Unprocessable Content",
+}
+
+
 def status_line(status: int) -> bytes:
     """``HTTP/1.1 <code> <phrase>\\r\\n``, cached per code."""
     line = _STATUS_LINES.get(status) if type(status) is int else None
     if line is None:
         if type(status) is not int or not 100 <= status <= 999:
             raise ValueError(f"Invalid HTTP status code {status!r}")
-        try:
-            phrase = http.HTTPStatus(status).phrase.encode("ascii")
-        except ValueError:
-            phrase = b""
+        phrase = _RFC9110_PHRASES.get(status)
+        if phrase is None:
+            try:
+                phrase = http.HTTPStatus(status).phrase.encode("ascii")
+            except ValueError:
+                phrase = b""
         line = b"HTTP/1.1 %d %s\r\n" % (status, phrase)
         _STATUS_LINES[status] = line
     return line
 
 
-def error_response(status: int, message: str, extra_headers: bytes = b"") -> bytes:
-    """A complete ``Connection: close`` response with a short text body, for errors we answer.
+def error_response(
+    status: int, message: str, extra_headers: bytes = b"", *, head: bool = False
+) -> bytes:
+    """A complete ``Connection: close`` response with a short text body, for errors we answer;
+    ``head``: the same headers without the body (RFC 9110 §9.3.2).
 
     The body never echoes request data, so a hostile Host or path cannot be reflected.
     """
@@ -82,7 +96,7 @@ def error_response(status: int, message: str, extra_headers: bytes = b"") -> byt
             b"connection: close\r\n",
             extra_headers,
             b"\r\n",
-            body,
+            b"" if head else body,
         ]
     )
 

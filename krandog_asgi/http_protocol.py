@@ -93,6 +93,27 @@ _GOOD_HOSTS: set[bytes | None] = {None}
 _ABSOLUTE_SCHEMES = {b"http", b"https", b"ws", b"wss"}
 
 
+_REQUEST_LINE_RE = re.compile(rb"(?:^|\n)[\r\n]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+) \S+ HTTP/")
+
+
+def _unknown_method(data: bytes) -> bool:
+    """Whether ``data`` holds a request line whose method is a valid token that the parser
+    does not know (501), as opposed to garbage (400). Only runs on the error path."""
+    for match in _REQUEST_LINE_RE.finditer(data):
+        probe = httptools.HttpRequestParser(_Ignore())
+        try:
+            probe.feed_data(match.group(1) + b" / HTTP/1.1\r\n")
+        except httptools.HttpParserInvalidMethodError:
+            return True
+        except httptools.HttpParserError:
+            continue
+    return False
+
+
+class _Ignore:
+    """A parser callback object that wants no callbacks."""
+
+
 def _check_host(host: bytes | None) -> None:
     if host is None or _HOST_RE.fullmatch(host) is None:
         raise _Reject(400, "Invalid Host header.")
@@ -270,6 +291,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         elif self.is_idle():
             self.transport.close()
 
+    def start_header_deadline(self) -> None:
+        """Counted from the first byte of a request head, never reset until it is complete."""
+        timeout = self.config.timeout_request_header
+        self.deadline = self.loop.time() + timeout if timeout else 0.0
+        self.deadline_is_header = True
+
     def is_idle(self) -> bool:
         return self.cycle is None and not self.pipeline and self.head_bytes == 0
 
@@ -314,9 +341,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         reading_head = self.reading_head
         if reading_head:
             if self.head_bytes == 0 and not self.deadline_is_header:
-                timeout = self.config.timeout_request_header
-                self.deadline = self.loop.time() + timeout if timeout else 0.0
-                self.deadline_is_header = True
+                self.start_header_deadline()
             self.head_bytes += size
         else:
             self.body_seen = False
@@ -347,14 +372,24 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
     def on_parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
         reject = exc.__context__
         if isinstance(reject, _Reject):
-            self.send_error(reject.status, reject.message)
+            # Raised by our callbacks, which all run after the request line: the method is
+            # this request's, and a HEAD request gets no body even in an error answer.
+            head = self.parser.get_method() == b"HEAD"
+            self.send_error(reject.status, reject.message, head=head)
         elif data.startswith(b"PRI * HTTP/2.0\r\n"):
             self.send_error(505, "HTTP version not supported.")
+        elif isinstance(exc, httptools.HttpParserInvalidMethodError) and _unknown_method(data):
+            # RFC 9110 §9.1: a method is any token; one we do not implement is a 501.
+            self.send_error(501, "Method not implemented.")
         else:
             logger.debug("Invalid HTTP request: %s", exc)
             self.send_error(400, "Invalid HTTP request received.")
 
     def on_url(self, url: bytes) -> None:
+        if not self.deadline_is_header:
+            # A request that began in the read which ended the previous one: its header
+            # deadline starts now, not at the next read.
+            self.start_header_deadline()
         self.url += url
         if len(self.url) > self.config.limit_request_line:
             raise _Reject(414, "Request-URI too long.")
@@ -513,25 +548,37 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
                 # RFC 9112 §6.1: chunked framing from an HTTP/1.0 client cannot be trusted.
                 raise _Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0 requests.")
             if bad_te:
+                # RFC 9110 §5.6.1: empty list elements are ignored (`, chunked` is chunked;
+                # the parser itself refuses a trailing empty element).
                 codings = [
                     c.strip().lower()
                     for n, v in headers
                     if n == b"transfer-encoding"
                     for c in v.split(b",")
                 ]
-                if codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
+                codings = [c for c in codings if c]
+                if codings == [b"chunked"]:
+                    codings = []
+                elif not codings or codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
                     # RFC 9112 §6.3: chunked not final (or applied twice): no reliable length.
                     raise _Reject(400, "Invalid Transfer-Encoding.")
-                # RFC 9112 §6.1: a transfer coding we do not implement.
-                raise _Reject(501, "Only the chunked transfer coding is supported.")
+                if codings:
+                    # RFC 9112 §6.1: a transfer coding we do not implement.
+                    raise _Reject(501, "Only the chunked transfer coding is supported.")
         limit = self.config.limit_request_body
         if content_length is not None and limit is not None and int(content_length) > limit:
             raise _Reject(413, "Request body too large.")
         if expect is None or version == "1.0":
             return False  # RFC 9110 §10.1.1: an HTTP/1.0 expectation MUST be ignored
-        if expect.lower() != b"100-continue":
+        if expect.lower() == b"100-continue":
+            return True
+        # Expect is a list (RFC 9110 §10.1.1); empty elements are ignored (§5.6.1), and only
+        # a member other than 100-continue is a 417.
+        members = [m.strip().lower() for m in expect.split(b",")]
+        members = [m for m in members if m]
+        if any(m != b"100-continue" for m in members):
             raise _Reject(417, "Expectation Failed.")
-        return True
+        return bool(members)
 
     def on_body(self, body: bytes) -> None:
         self.body_seen = True
@@ -581,7 +628,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
 
     # -- responses --------------------------------------------------------------------------
 
-    def send_error(self, status: int, message: str) -> None:
+    def send_error(self, status: int, message: str, *, head: bool = False) -> None:
         """Refuse the request being read. No byte after it can be trusted, so input is dropped
         from here on and the connection closes once the answer is out; responses to the valid
         requests before it (pipelined) are still sent first, in order."""
@@ -591,7 +638,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.discarding = True
         if self.closed or self.transport.is_closing():
             return
-        data = error_response(status, message, self.state.default_headers)
+        data = error_response(status, message, self.state.default_headers, head=head)
         failing = self.parsing
         self.parsing = None
         if failing is not None:
@@ -659,7 +706,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if self.upgrade is not None:
             self.switch_to_websocket()
             return
-        if self.parsing is None and self.reading_head and self.head_bytes == 0:
+        if (
+            self.parsing is None
+            and self.reading_head
+            and self.head_bytes == 0
+            and not self.deadline_is_header  # a next request's head has begun
+        ):
             # Idle again: the keep-alive timer runs (set_keep_alive_deadline, inlined).
             self.deadline_is_header = False
             timeout = self.state.keep_alive_timeout
@@ -783,7 +835,12 @@ class RequestCycle:
         self.head_pending = False
         self.response_started = self.response_complete = True
         self.status = 500
-        data = error_response(500, "Internal Server Error", self.protocol.state.default_headers)
+        data = error_response(
+            500,
+            "Internal Server Error",
+            self.protocol.state.default_headers,
+            head=self.scope["method"] == "HEAD",  # RFC 9110 §9.3.2: never content for HEAD
+        )
         self.bytes_sent = len(data)
         self.transport.write(data)
         self.finish()

@@ -451,3 +451,69 @@ def test_request_methods(server: RunningServer) -> None:
                 f"{method} /m HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
             )
             assert resp.body == f"{method} /m".encode()
+
+
+# -- review findings: HEAD on error paths, list syntax, methods ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"HEAD /raise HTTP/1.1\r\nHost: x\r\n\r\n", 500),
+        (b"HEAD /no-response HTTP/1.1\r\nHost: x\r\n\r\n", 500),
+        (b"HEAD / HTTP/1.1\r\n\r\n", 400),  # no Host
+        (b"HEAD /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    ],
+    ids=["app-raises", "app-no-response", "no-host", "uri-too-long"],
+)
+def test_error_answers_to_head_have_no_body(
+    server: RunningServer, request_bytes: bytes, status: int
+) -> None:
+    """RFC 9110 §9.3.2: no content in a response to HEAD, the server's own errors included (a
+    pipelining client would read the body as the next response)."""
+    with Conn(server.port) as c:
+        c.send(request_bytes)
+        resp = c.read_response("HEAD")
+        assert resp.status == status
+        assert resp.header("content-length") is not None
+        assert c.read_all(1.0) == b""  # no body bytes, then the close
+
+
+def test_unknown_method_gets_501_and_the_server_keeps_serving(server: RunningServer) -> None:
+    with Conn(server.port) as c:
+        resp = c.request(b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert resp.status == 501
+    assert resp.closes
+    with Conn(server.port) as c:
+        assert c.request(get("/")).status == 200
+
+
+def test_empty_elements_of_transfer_encoding_are_ignored(server: RunningServer) -> None:
+    """RFC 9110 §5.6.1: a recipient MUST ignore empty list elements: ``, chunked`` is chunked."""
+    body = b"3\r\nabc\r\n0\r\n\r\n"
+    with Conn(server.port) as c:
+        resp = c.request(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked\r\n\r\n" + body
+        )
+        assert resp.status == 200
+        assert resp.body == b"abc"
+        assert c.request(get("/after")).body == b"GET /after"  # framing stayed in step
+
+
+@pytest.mark.parametrize("value", [b"", b" ", b",", b"100-continue, "])
+def test_empty_expect_members_are_ignored(server: RunningServer, value: bytes) -> None:
+    """RFC 9110 §10.1.1: 417 only for a member other than 100-continue; an empty list has
+    none."""
+    with Conn(server.port) as c:
+        resp = c.request(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect:%s\r\n\r\nabc" % value
+        )
+    assert resp.status == 200
+    assert resp.body == b"abc"
+
+
+def test_rfc9110_reason_phrases(server: RunningServer) -> None:
+    with Conn(server.port) as c:
+        c.send(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = c.read_all(2.0)
+    assert raw.startswith(b"HTTP/1.1 414 URI Too Long\r\n")

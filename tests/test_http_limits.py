@@ -294,6 +294,21 @@ def test_header_deadline_applies_to_each_request(fast_timeouts: RunningServer) -
     assert 0.9 <= elapsed <= 2.0
 
 
+def test_header_deadline_of_a_request_begun_in_the_previous_read(
+    fast_timeouts: RunningServer,
+) -> None:
+    """A complete request and the start of the next in one read: the next one's header
+    deadline (1 s) runs from that read, not from a later one, and it ends in 408 rather than
+    in a silent keep-alive close (1.5 s)."""
+    with Conn(fast_timeouts.port) as c:
+        c.send(get("/a") + b"GET /b HT")
+        t0 = time.monotonic()
+        raw = c.read_all(3)
+        elapsed = time.monotonic() - t0
+    assert statuses(raw) == [200, 408]
+    assert 0.9 <= elapsed <= 1.45
+
+
 def test_keep_alive_timeout_closes_idle_connection(fast_timeouts: RunningServer) -> None:
     with Conn(fast_timeouts.port) as c:
         assert c.request(get("/")).status == 200

@@ -121,8 +121,11 @@ MALFORMED: dict[str, tuple[bytes, int]] = {
     "separator-in-name": (b"GET / HTTP/1.1\r\nHost: x\r\nX(A): b\r\n\r\n", 400),
     # Request line
     "invalid-method-char": (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-    "lowercase-method": (b"get / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-    "unknown-method": (b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    # RFC 9110 §9.1: any token is a method (case-sensitive); one not implemented is a 501.
+    "lowercase-method": (b"get / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    "unknown-method": (b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    "unknown-method-token-chars": (b"FOO-BAR! / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    "te-trailing-empty-element": (H("Transfer-Encoding: chunked,\r\n\r\n") + b"0\r\n\r\n", 400),
     "lowercase-http": (b"GET / http/1.1\r\nHost: x\r\n\r\n", 400),
     "two-digit-minor": (b"GET / HTTP/1.10\r\nHost: x\r\n\r\n", 400),
     "garbage-version": (b"GET / HTTP/X.Y\r\nHost: x\r\n\r\n", 400),
