@@ -298,7 +298,10 @@ class PerMessageDeflate:
                 out += dec.decompress(_TAIL, limit - len(out))
         except zlib.error as exc:
             self.decompressor = None
-            raise DecompressionError(f"invalid compressed data: {exc}") from None
+            # zlib says "Error -3 while decompressing data: <what>"; only <what> fits a close
+            # reason (the connection truncates reasons to 60 bytes).
+            detail = str(exc).rpartition(": ")[2] or str(exc)
+            raise DecompressionError(f"invalid compressed data: {detail}") from None
         if dec.unconsumed_tail or len(out) >= limit:
             self.decompressor = None
             raise DecompressionError("message inflates beyond the size limit", too_big=True)
