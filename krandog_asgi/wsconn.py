@@ -150,6 +150,12 @@ class _MaskKeys:
 _mask_keys = _MaskKeys()
 
 
+def _deflated_bound(size: int) -> int:
+    """The most bytes ``size`` bytes of incompressible data take once deflated: 5 bytes per
+    stored block, blocks as small as 128 bytes at memLevel 1, so at most ~4 %."""
+    return size + (size >> 4) + 64
+
+
 class Connection:
     """One WebSocket connection after the opening handshake."""
 
@@ -361,7 +367,11 @@ class Connection:
             self.msg_frames += 1
             if self.msg_frames > self.max_fragments:
                 raise _PeerError(CloseCode.MESSAGE_TOO_BIG, "too many fragments")
-            if self.msg_size + length > self.max_size:
+            if self.msg_size + length > self.max_size and (
+                not self.msg_compressed or self.msg_size + length > _deflated_bound(self.max_size)
+            ):
+                # A compressed frame may be a little longer than what it inflates to (stored
+                # blocks of incompressible data); the inflated size is checked exactly later.
                 raise _PeerError(CloseCode.MESSAGE_TOO_BIG, "message too big")
             pos += hlen
             self.frame_remaining = length

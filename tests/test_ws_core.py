@@ -563,6 +563,25 @@ class TestDeflate:
         events = conn.receive_data(frame(OP_BINARY, payload, rsv=0x40))
         assert failure(1009)(norm(events))
 
+    @pytest.mark.parametrize("mem_level", [1, 8])
+    def test_size_limit_counts_the_inflated_message_not_the_wire(self, mem_level: int) -> None:
+        """Incompressible data grows a little when deflated (stored blocks): a message of exactly
+        max_size bytes is accepted even though its compressed frame is longer; one byte more
+        inflated is 1009."""
+        limit = 65536
+        for size, ok in ((limit, True), (limit + 1, False)):
+            server_codec, _ = deflate_pair()
+            data = os.urandom(size)
+            packer = zlib.compressobj(6, zlib.DEFLATED, -12, mem_level)
+            payload = (packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            assert len(payload) > size  # the wire form is longer than the message
+            conn, _ = server(deflate=server_codec, max_size=limit)
+            events = norm(conn.receive_data(frame(OP_BINARY, payload, rsv=0x40)))
+            if ok:
+                assert events == [data]
+            else:
+                assert failure(1009)(events)
+
     def test_invalid_compressed_data_fails_1007(self) -> None:
         server_codec, _ = deflate_pair()
         conn, _ = server(deflate=server_codec)
