@@ -6,6 +6,7 @@ names. This module imports no protocol code, so every other module may import it
 
 from __future__ import annotations
 
+import errno
 import importlib
 import inspect
 import ipaddress
@@ -13,6 +14,7 @@ import logging
 import os
 import socket
 import ssl
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from krandog_asgi.asgi_types import ASGIApp
 from krandog_asgi.http_common import check_header
 from krandog_asgi.wsconn import DEFAULT_MAX_FRAGMENTS
 
-__all__ = ["Config", "ImportFromStringError", "import_from_string"]
+__all__ = ["Config", "ConfigError", "ImportFromStringError", "import_from_string"]
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -188,13 +190,32 @@ class Config:
         if self.loaded:
             return
         if self.is_ssl:
-            self.ssl_context = create_ssl_context(self)
+            try:
+                self.ssl_context = create_ssl_context(self)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                files = ", ".join(
+                    f"{flag} {path}"
+                    for flag, path in (
+                        ("--ssl-certfile", self.ssl_certfile),
+                        ("--ssl-keyfile", self.ssl_keyfile),
+                        ("--ssl-ca-certs", self.ssl_ca_certs),
+                    )
+                    if path
+                )
+                raise ConfigError(f"Could not set up TLS ({files}): {exc}") from exc
         encoded = []
         for name, value in self.headers:
-            raw_name, raw_value = name.lower().encode("latin-1"), value.encode("latin-1")
-            check_header(raw_name, raw_value)
+            try:
+                raw_name, raw_value = name.lower().encode("latin-1"), value.encode("latin-1")
+                check_header(raw_name, raw_value)
+            except (UnicodeEncodeError, ValueError) as exc:
+                raise ConfigError(f"Invalid --header {name!r}: {exc}") from exc
             encoded.append(raw_name + b": " + raw_value + b"\r\n")
         self.header_bytes = b"".join(encoded)
+        # A --header Server (or Date) replaces ours: both are single-valued (RFC 9110 §10.2.4).
+        own = {name.strip().lower() for name, _ in self.headers}
+        self.server_header = self.server_header and "server" not in own
+        self.date_header = self.date_header and "date" not in own
         trust = _trusted_networks(self.forwarded_allow_ips or "")
         self.trust_all_proxies, self.trusted_networks, self.trusted_literals = trust
         self.loaded_app = self.resolve_app()
@@ -241,10 +262,21 @@ class Config:
         """Create the listening socket in the parent so that every worker shares it."""
         if self.uds:
             path = self.uds
-            if os.path.exists(path):
+            try:
+                mode = os.stat(path).st_mode
+            except FileNotFoundError:
+                pass
+            else:
+                if not stat.S_ISSOCK(mode):
+                    # Only a stale socket is replaced, never a file that happens to be there.
+                    raise OSError(errno.EADDRINUSE, f"{path} exists and is not a socket")
                 os.unlink(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(path)
+            try:
+                sock.bind(path)
+            except OSError as exc:
+                sock.close()
+                raise OSError(exc.errno, f"Cannot bind to {path}: {exc.strerror}") from exc
             os.chmod(path, 0o666)
         elif self.fd is not None:
             sock = socket.socket(fileno=self.fd)
@@ -259,6 +291,19 @@ class Config:
             sock.listen(self.backlog)
         sock.set_inheritable(True)
         return sock
+
+
+class ConfigError(ValueError):
+    """An option that cannot be used (a TLS file, a header): one line for the user."""
+
+
+def remove_unix_socket(path: str) -> None:
+    """Remove the socket file we bound, at shutdown (never a file that replaced it since)."""
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def looks_like_krandog_handler(app: Any) -> bool:

@@ -1093,12 +1093,13 @@ class RequestCycle:
             path += "?" + scope["query_string"].decode("latin-1")
         duration = (self.protocol.loop.time() - self.start_time) * 1000.0
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %d %d %.1fms',
+            '%s - "%s %s HTTP/%s" %s %d %.1fms',
             client_s,
             scope["method"],
             escape_for_log(path),
             scope["http_version"],
-            self.status,
+            # "-": cancelled or cut off before any response (shutdown, a client that left)
+            self.status if self.response_started else "-",
             self.bytes_sent,
             duration,
         )

@@ -61,6 +61,12 @@ class Lifespan:
         else:
             logger.info("Application shutdown complete.")
 
+    def cancel(self) -> None:
+        """Give up on an app whose shutdown handler does not finish."""
+        if self.task is not None and not self.task.done():
+            self.shutdown_failed = True  # the cancellation is ours: not logged as an app error
+            self.task.cancel()
+
     async def main(self) -> None:
         scope = {
             "type": "lifespan",

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
-from krandog_asgi.config import Config, ImportFromStringError
+from krandog_asgi.config import Config, ConfigError, ImportFromStringError, remove_unix_socket
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.lifespan import Lifespan
 from krandog_asgi.logs import configure_logging
@@ -83,14 +83,18 @@ class Server:
                 self.exit_code = 1
                 await lifespan.shutdown()
                 return
+            # The socket file of a --uds this process bound (not one inherited from a parent).
+            bound_here = config.uds if sockets is None and config.uds else None
             state.start_ticking()
             self.started = True
             try:
                 await self._exit_event.wait()
             finally:
                 await self._shutdown(state)
-                await lifespan.shutdown()
+                await self._lifespan_shutdown(lifespan)
                 state.stop_ticking()
+                if bound_here:
+                    remove_unix_socket(bound_here)
 
     async def _bind(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
         config = self.config
@@ -189,6 +193,28 @@ class Server:
             except (asyncio.TimeoutError, Exception):
                 pass
 
+    async def _lifespan_shutdown(self, lifespan: Lifespan) -> None:
+        """The app's shutdown handler gets ``--timeout-graceful-shutdown`` of its own (after the
+        connections had theirs), and a second Ctrl-C ends the wait at once: a hung handler must
+        not keep the process alive."""
+        timeout = self.config.timeout_graceful_shutdown
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        task = asyncio.ensure_future(lifespan.shutdown())
+        while not task.done():
+            if self._force_exit:
+                break
+            if timeout is not None and loop.time() - started >= timeout:
+                logger.warning("Application shutdown did not complete within %ss.", timeout)
+                break
+            await asyncio.wait([task], timeout=0.1)
+        if not task.done():
+            task.cancel()
+            lifespan.cancel()
+            self.exit_code = self.exit_code or 1
+            return
+        await task
+
     def _signal_handlers(self) -> _SignalContext:
         return _SignalContext(self)
 
@@ -224,7 +250,9 @@ class _SignalContext:
 
 def _log_load_error(config: Config, exc: Exception) -> None:
     """One line for the user; the traceback only at debug level."""
-    if isinstance(exc, ImportFromStringError):
+    if isinstance(exc, ConfigError):
+        logger.error("%s", exc)
+    elif isinstance(exc, ImportFromStringError):
         logger.error("Error loading ASGI app. %s", exc)
     else:
         where = f' "{config.app}"' if isinstance(config.app, str) else ""
@@ -275,14 +303,35 @@ def load_env_file(path: str) -> None:
 def run(app: Any, **options: Any) -> int:
     """Serve ``app`` (an ASGI app, a krandog handler, or a ``"module:attr"`` string) until stopped.
 
-    Accepts every ``Config`` field as a keyword argument and returns the process exit code.
+    Accepts every ``Config`` field as a keyword argument. Returns 0 after a clean stop; a
+    failure (the app cannot load, the port is taken, lifespan startup failed) exits the process
+    with its code (1, or 3 for a failed startup), like ``uvicorn.run``.
     """
+    code = _run(app, **options)
+    if code:
+        # As uvicorn.run does: a script that calls run() must not report success to systemd
+        # or Docker when the server could not start.
+        sys.exit(code)
+    return code
+
+
+def _run(app: Any, **options: Any) -> int:
     config = Config(app=app, **options)
     if config.env_file:
-        load_env_file(config.env_file)
-    configure_logging(config.log_level, config.access_log, config.use_colors, config.log_config)
+        try:
+            load_env_file(config.env_file)
+        except OSError as exc:
+            print(
+                f"Error: cannot read --env-file {config.env_file}: {exc.strerror}", file=sys.stderr
+            )
+            return 1
+    try:
+        configure_logging(config.log_level, config.access_log, config.use_colors, config.log_config)
+    except Exception as exc:  # a missing file, bad syntax, PyYAML not installed...
+        print(f"Error: cannot use --log-config {config.log_config}: {exc}", file=sys.stderr)
+        return 1
     if (config.workers > 1 or config.reload) and not isinstance(config.app, str):
-        logger.warning(
+        logger.error(
             "You must pass the application as an import string to enable 'reload' or 'workers'."
         )
         return 1

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from krandog_asgi.config import Config
+from krandog_asgi.config import Config, remove_unix_socket
 from krandog_asgi.logs import configure_logging
 
 __all__ = ["run_reloader", "run_workers"]
@@ -136,12 +136,14 @@ def run_workers(config: Config) -> int:
         for t in threads:
             t.join()
         sock.close()
+        if config.uds:
+            remove_unix_socket(config.uds)
         logger.info("Stopped parent process [%d]", os.getpid())
     return exit_code
 
 
 def _make_filter(config: Config, roots: list[Path]) -> Callable[[Any, str], bool]:
-    includes = config.reload_includes or ["*.py"]
+    includes = ["*.py", *config.reload_includes]  # as uvicorn: --reload-include adds
     excludes = [".*", "*.py[cod]", "*.sw.*", "~*", "__pycache__", *config.reload_excludes]
 
     def accept(change: Any, path: str) -> bool:
@@ -196,5 +198,7 @@ def run_reloader(config: Config) -> int:
     finally:
         worker.stop(timeout)
         sock.close()
+        if config.uds:
+            remove_unix_socket(config.uds)
         logger.info("Stopping reloader process [%d]", os.getpid())
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -130,6 +131,69 @@ def test_unix_domain_socket(serve, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+    assert not os.path.exists(path)  # the socket file goes away with the server
+
+
+def test_uds_never_replaces_a_file_that_is_not_a_socket(tmp_path: Path) -> None:
+    path = tmp_path / "precious.txt"
+    path.write_text("keep me")
+    result = run_cli("proc:app", "--app-dir", str(APPS), "--uds", str(path))
+    assert result.returncode == 1
+    assert "exists and is not a socket" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert path.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--env-file", "/nonexistent/app.env"], "cannot read --env-file /nonexistent/app.env"),
+        (["--log-config", "/nonexistent/log.json"], "cannot use --log-config"),
+        (["--uds", "/nonexistent/dir/x.sock"], "Cannot bind to /nonexistent/dir/x.sock"),
+        (["--header", "X-Bad: caf\u00e9\u20ac"], "Invalid --header"),
+    ],
+    ids=["env-file", "log-config", "uds-dir", "header"],
+)
+def test_operational_errors_are_one_clear_line(flags: list[str], message: str) -> None:
+    result = run_cli("proc:app", "--app-dir", str(APPS), "--port", "0", *flags)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 1, output
+    assert message in output
+    assert "Traceback" not in output
+    assert "Error loading ASGI app" not in output  # the app is fine
+    # (binding happens after lifespan startup, as in uvicorn: its INFO lines come first)
+    errors = [line for line in output.splitlines() if not line.startswith("INFO:")]
+    assert len(errors) == 1, output
+
+
+def test_tls_setup_error_names_the_files_not_the_app(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing-cert.pem")
+    result = run_cli("proc:app", "--app-dir", str(APPS), "--port", "0", "--ssl-certfile", missing)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 1
+    assert f"Could not set up TLS (--ssl-certfile {missing})" in output
+    assert "Error loading ASGI app" not in output
+    assert "Traceback" not in output
+
+
+def test_python_run_exits_nonzero_when_the_server_cannot_start() -> None:
+    """Like uvicorn.run: a script that calls run() must not report success on failure."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(APPS)!r}); import krandog_asgi; "
+        "krandog_asgi.run('nosuchmodule:app', port=0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, cwd=ROOT
+    )
+    assert result.returncode == 1
+    assert 'Could not import module "nosuchmodule"' in result.stderr
+
+
+def test_header_flag_server_replaces_the_default(serve) -> None:
+    server = serve("proc:app", "--header", "Server: custom", "--header", "X-Extra: 1")
+    response = httpx.get(server.url + "/")
+    assert response.headers.get_list("server") == ["custom"]
+    assert response.headers["x-extra"] == "1"
 
 
 def test_fd(tmp_path: Path) -> None:
@@ -345,6 +409,30 @@ def test_graceful_shutdown_timeout_cuts_stuck_requests(serve) -> None:
     sock.settimeout(2)
     assert sock.recv(1) == b""
     assert "Graceful shutdown timed out" in server.log
+    # The cancelled request is logged without a status, and nothing crashes on the way.
+    assert re.search(r'"GET / HTTP/1\.1" - 0 ', server.log), server.log
+    assert "Traceback" not in server.log
+    assert "never retrieved" not in server.log
+
+
+def test_hung_lifespan_shutdown_is_bounded_by_the_graceful_timeout(serve) -> None:
+    server = serve("proc:hangs_at_shutdown", "--timeout-graceful-shutdown", "1")
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(10) == 1  # the app did not shut down: not a clean exit
+    assert time.monotonic() - started < 5
+    assert "Application shutdown did not complete within 1.0s" in server.log
+
+
+def test_second_ctrl_c_ends_a_hung_lifespan_shutdown(serve) -> None:
+    server = serve("proc:hangs_at_shutdown", "--timeout-graceful-shutdown", "60")
+    server.proc.send_signal(signal.SIGINT)
+    assert server.wait_for_log("Waiting for application shutdown", timeout=5)
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(10) == 1
+    assert time.monotonic() - started < 3
 
 
 def test_shutdown_closes_websockets_with_1012(serve) -> None:

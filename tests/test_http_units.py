@@ -597,3 +597,19 @@ def test_unit_one_large_read_of_pipelined_requests_is_parsed_in_bounded_steps() 
     assert held_back > 0
     got = responses(bytes(transport.out))
     assert [body.split(b" ")[1] for _, body in got] == [b"/slow%d" % i for i in range(3000)]
+
+
+def test_reload_include_adds_to_the_default_python_files() -> None:
+    """As uvicorn: --reload-include adds patterns; *.py stays watched unless excluded."""
+    from pathlib import Path
+
+    from krandog_asgi.supervisor import _make_filter
+
+    config = Config(app="m:app", reload_includes=["*.txt"])
+    accept = _make_filter(config, [Path("/w")])
+    assert accept(None, "/w/app.py")
+    assert accept(None, "/w/notes.txt")
+    assert not accept(None, "/w/image.png")
+    config = Config(app="m:app", reload_includes=["*.txt"], reload_excludes=["*.py"])
+    accept = _make_filter(config, [Path("/w")])
+    assert not accept(None, "/w/app.py")

@@ -77,3 +77,14 @@ async def ignores_shutdown(scope: dict[str, Any], receive: Any, send: Any) -> No
     if scope["type"] == "http":
         await asyncio.sleep(3600)
     await app(scope, receive, send)
+
+
+async def hangs_at_shutdown(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A lifespan shutdown handler that never finishes: the graceful bound must end it."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await asyncio.sleep(3600)
+        return
+    await app(scope, receive, send)
