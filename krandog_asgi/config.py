@@ -24,6 +24,8 @@ from krandog_asgi.asgi_types import ASGIApp
 from krandog_asgi.http_common import check_header
 from krandog_asgi.wsconn import DEFAULT_MAX_FRAGMENTS
 
+logger = logging.getLogger("krandog_asgi.error")
+
 __all__ = ["Config", "ConfigError", "ImportFromStringError", "import_from_string"]
 
 KiB = 1024
@@ -232,6 +234,12 @@ class Config:
             if not callable(app):
                 raise ImportFromStringError("--factory was given but the app is not callable.")
             app = app()
+        elif looks_like_factory(app):
+            logger.warning(
+                "ASGI app factory detected (a function without arguments). Using it, but "
+                "please consider setting the --factory flag explicitly."
+            )
+            app = app()
         if not callable(app):
             raise ImportFromStringError(f"The app {app!r} is not callable.")
         interface = self.interface
@@ -317,17 +325,31 @@ def looks_like_krandog_handler(app: Any) -> bool:
         if inspect.isclass(app) or not callable(app):
             return False
         target = app.__call__
+    return _required_positional(target) == 1
+
+
+def looks_like_factory(app: Any) -> bool:
+    """A plain function that takes no argument cannot be an ASGI app or a handler: it is an app
+    factory given without ``--factory`` (uvicorn calls it too, with a warning)."""
+    if not inspect.isfunction(app) or inspect.iscoroutinefunction(app):
+        return False
+    return _required_positional(app) == 0
+
+
+def _required_positional(target: Any) -> int | None:
+    """How many positional arguments ``target`` requires; None when it takes ``*args`` or its
+    signature cannot be read."""
     try:
         sig = inspect.signature(target)
     except (TypeError, ValueError):
-        return False
-    params = [
-        p
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values()):
+        return None
+    return sum(
+        1
         for p in sig.parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
-    has_var = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
-    return len(params) == 1 and not has_var
+    )
 
 
 def create_ssl_context(config: Config) -> ssl.SSLContext:

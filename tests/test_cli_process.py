@@ -71,6 +71,13 @@ def test_factory(serve) -> None:
     assert httpx.get(server.url + "/f").json()["path"] == "/f"
 
 
+def test_factory_without_the_flag_is_detected_with_a_warning(serve) -> None:
+    """A function taking no argument cannot be an app or a handler (uvicorn does the same)."""
+    server = serve("proc:create_app")
+    assert httpx.get(server.url + "/f").json()["path"] == "/f"
+    assert "ASGI app factory detected" in server.log
+
+
 def test_failing_factory_exits_1() -> None:
     result = run_cli("proc:broken_factory", "--factory", "--app-dir", str(APPS), "--port", "0")
     assert result.returncode == 1
