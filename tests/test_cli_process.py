@@ -93,6 +93,16 @@ def test_lifespan_startup_failure_exits_3() -> None:
     assert "Application startup failed" in result.stderr
 
 
+def test_web_concurrency_from_the_env_file(serve, tmp_path: Path) -> None:
+    env_file = tmp_path / "workers.env"
+    env_file.write_text("WEB_CONCURRENCY=2\n")
+    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    server = serve("proc:app", "--env-file", str(env_file), env=env)
+    assert server.wait_for_log(r"(?s)(Started server process.*){2}", timeout=15), server.log
+    assert "Started parent process" in server.log
+    assert httpx.get(server.url + "/").status_code == 200
+
+
 def test_env_file(serve, tmp_path: Path) -> None:
     env_file = tmp_path / "app.env"
     env_file.write_text('# comment\nexport KRANDOG_TEST_VALUE="from env file"\n')
