@@ -214,6 +214,8 @@ class Server:
             self.exit_code = self.exit_code or 1
             return
         await task
+        if lifespan.should_exit:  # lifespan.shutdown.failed, or the app raised
+            self.exit_code = self.exit_code or 1
 
     def _signal_handlers(self) -> _SignalContext:
         return _SignalContext(self)

@@ -97,7 +97,7 @@ def test_app_returning_early_from_lifespan() -> None:
 def test_shutdown_failed_is_reported() -> None:
     srv = start_server("http_lifespan:shutdown_failed")
     httpx.get(srv.url + "/")
-    srv.stop()
+    assert srv.stop() == 1  # a failed shutdown is not a clean exit
     assert "flush failed" in srv.log
     assert "Application shutdown failed" in srv.log
 
@@ -108,7 +108,7 @@ def test_shutdown_exception_is_reported(mode: str) -> None:
     with a traceback even in auto mode, not "protocol appears unsupported"."""
     srv = start_server("http_lifespan:shutdown_raises", "--lifespan", mode)
     httpx.get(srv.url + "/")
-    srv.stop()
+    assert srv.stop() == 1
     assert "shutdown exploded" in srv.log
     assert "Traceback" in srv.log
     assert "Application shutdown failed" in srv.log
