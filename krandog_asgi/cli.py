@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--workers",
         type=int,
-        default=_env_int("WEB_CONCURRENCY", d.workers),
+        default=None,
         help="worker processes sharing the socket (default: $WEB_CONCURRENCY, else 1)",
     )
     g.add_argument("--reload", action="store_true", help="restart when files change (development)")
@@ -312,6 +312,8 @@ def _version() -> str:
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Parsed flags as ``Config`` keyword arguments (the compatibility-only flags dropped)."""
     options: dict[str, Any] = vars(args).copy()
+    if options["workers"] is None:  # only now: a bad $WEB_CONCURRENCY must not break --help
+        options["workers"] = _env_int("WEB_CONCURRENCY", Config.workers)
     options["ws"] = options["ws"] != "none"
     options.pop("loop", None)
     options.pop("http", None)

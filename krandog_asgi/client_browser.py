@@ -121,7 +121,10 @@ class _SendLedger:
     connection lost with data still queued does not bring the count back to zero.
 
     Wire bytes are counted by wrapping the connection's writer; a message has left once every
-    byte written up to its last frame has left the transport's buffer.
+    byte written up to its last frame has left the transport's buffer. The buffer is looked at
+    on each read of ``bufferedAmount``, after each task that sent, and whenever it drains below
+    its low-water mark; a connection lost in between keeps the count of that last look (up to
+    ``write_limit`` bytes may have left since).
     """
 
     __slots__ = ("amount", "entries", "fresh", "loop", "protocol", "written")
@@ -144,6 +147,9 @@ class _SendLedger:
             write(data)
 
         conn.write = counting_write
+        # Look again whenever the buffer drains: if the connection is then lost (a reset),
+        # the count kept is what was still unsent, not what was unsent at the last send.
+        protocol.on_drained = self.update
 
     def record(self, size: int) -> None:
         self.entries.append((self.written, size))

@@ -12,7 +12,7 @@ import re
 import ssl as ssl_module
 import sys
 from base64 import b64encode
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -129,6 +129,7 @@ class ClientProtocol(WebSocketIO):
         "handshake_waiter",
         "head_size",
         "key",
+        "on_drained",
         "options",
         "parser",
         "response_complete",
@@ -152,6 +153,7 @@ class ClientProtocol(WebSocketIO):
         )
         self.target = target
         self.options = options
+        self.on_drained: Callable[[], None] | None = None  # the browser API's bufferedAmount
         self.key = generate_key()
         self.parser: Any = httptools.HttpResponseParser(self)
         self.status = 0
@@ -271,6 +273,11 @@ class ClientProtocol(WebSocketIO):
             WebSocketIO.data_received(self, rest)
 
     # -- connection state ---------------------------------------------------------------------
+
+    def resume_writing(self) -> None:
+        WebSocketIO.resume_writing(self)
+        if self.on_drained is not None:
+            self.on_drained()
 
     def connection_lost(self, exc: Exception | None) -> None:
         WebSocketIO.connection_lost(self, exc)

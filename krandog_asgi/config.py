@@ -192,28 +192,8 @@ class Config:
         if self.loaded:
             return
         if self.is_ssl:
-            try:
-                self.ssl_context = create_ssl_context(self)
-            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                files = ", ".join(
-                    f"{flag} {path}"
-                    for flag, path in (
-                        ("--ssl-certfile", self.ssl_certfile),
-                        ("--ssl-keyfile", self.ssl_keyfile),
-                        ("--ssl-ca-certs", self.ssl_ca_certs),
-                    )
-                    if path
-                )
-                raise ConfigError(f"Could not set up TLS ({files}): {exc}") from exc
-        encoded = []
-        for name, value in self.headers:
-            try:
-                raw_name, raw_value = name.lower().encode("latin-1"), value.encode("latin-1")
-                check_header(raw_name, raw_value)
-            except (UnicodeEncodeError, ValueError) as exc:
-                raise ConfigError(f"Invalid --header {name!r}: {exc}") from exc
-            encoded.append(raw_name + b": " + raw_value + b"\r\n")
-        self.header_bytes = b"".join(encoded)
+            self.ssl_context = self._build_ssl_context()
+        self.header_bytes = self._encode_headers()
         # A --header Server (or Date) replaces ours: both are single-valued (RFC 9110 §10.2.4).
         own = {name.strip().lower() for name, _ in self.headers}
         self.server_header = self.server_header and "server" not in own
@@ -222,6 +202,39 @@ class Config:
         self.trust_all_proxies, self.trusted_networks, self.trusted_literals = trust
         self.loaded_app = self.resolve_app()
         self.loaded = True
+
+    def check_options(self) -> None:
+        """Raise ConfigError for TLS files or headers that cannot be used; the parent of
+        ``--workers`` calls it so that a bad option fails once, not in every respawned worker."""
+        if self.is_ssl:
+            self._build_ssl_context()
+        self._encode_headers()
+
+    def _build_ssl_context(self) -> ssl.SSLContext:
+        try:
+            return create_ssl_context(self)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            files = ", ".join(
+                f"{flag} {path}"
+                for flag, path in (
+                    ("--ssl-certfile", self.ssl_certfile),
+                    ("--ssl-keyfile", self.ssl_keyfile),
+                    ("--ssl-ca-certs", self.ssl_ca_certs),
+                )
+                if path
+            )
+            raise ConfigError(f"Could not set up TLS ({files}): {exc}") from exc
+
+    def _encode_headers(self) -> bytes:
+        encoded = []
+        for name, value in self.headers:
+            try:
+                raw_name, raw_value = name.lower().encode("latin-1"), value.encode("latin-1")
+                check_header(raw_name, raw_value)
+            except (UnicodeEncodeError, ValueError) as exc:
+                raise ConfigError(f"Invalid --header {name!r}: {exc}") from exc
+            encoded.append(raw_name + b": " + raw_value + b"\r\n")
+        return b"".join(encoded)
 
     def resolve_app(self) -> ASGIApp:
         """Turn ``self.app`` into an ASGI 3 callable: import, call a factory, wrap a handler."""
@@ -234,7 +247,7 @@ class Config:
             if not callable(app):
                 raise ImportFromStringError("--factory was given but the app is not callable.")
             app = app()
-        elif looks_like_factory(app):
+        elif self.interface == "auto" and looks_like_factory(app):
             logger.warning(
                 "ASGI app factory detected (a function without arguments). Using it, but "
                 "please consider setting the --factory flag explicitly."
@@ -286,6 +299,8 @@ class Config:
                 sock.close()
                 raise OSError(exc.errno, f"Cannot bind to {path}: {exc.strerror}") from exc
             os.chmod(path, 0o666)
+            info = os.stat(path)
+            _BOUND_UNIX_SOCKETS[path] = (info.st_dev, info.st_ino)
         elif self.fd is not None:
             sock = socket.socket(fileno=self.fd)
         else:
@@ -305,10 +320,17 @@ class ConfigError(ValueError):
     """An option that cannot be used (a TLS file, a header): one line for the user."""
 
 
+# Socket files this process bound: (device, inode), so that at exit we remove ours and never
+# the socket of a newer server that has since been started on the same path.
+_BOUND_UNIX_SOCKETS: dict[str, tuple[int, int]] = {}
+
+
 def remove_unix_socket(path: str) -> None:
-    """Remove the socket file we bound, at shutdown (never a file that replaced it since)."""
+    """Remove the socket file we bound, at shutdown, if it is still ours."""
+    ours = _BOUND_UNIX_SOCKETS.pop(path, None)
     try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
+        info = os.stat(path)
+        if ours == (info.st_dev, info.st_ino):
             os.unlink(path)
     except OSError:
         pass
@@ -333,7 +355,10 @@ def looks_like_factory(app: Any) -> bool:
     factory given without ``--factory`` (uvicorn calls it too, with a warning)."""
     if not inspect.isfunction(app) or inspect.iscoroutinefunction(app):
         return False
-    return _required_positional(app) == 0
+    try:
+        return not inspect.signature(app).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _required_positional(target: Any) -> int | None:

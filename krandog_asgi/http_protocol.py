@@ -386,9 +386,10 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.send_error(400, "Invalid HTTP request received.")
 
     def on_url(self, url: bytes) -> None:
-        if not self.deadline_is_header:
+        if not self.deadline_is_header and not self.pipeline and not self.read_paused:
             # A request that began in the read which ended the previous one: its header
-            # deadline starts now, not at the next read.
+            # deadline starts now, not at the next read. (Not while queued requests hold
+            # reading back: the rest of this head waits on us, not on the client.)
             self.start_header_deadline()
         self.url += url
         if len(self.url) > self.config.limit_request_line:
@@ -442,7 +443,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
                 if value.lower() != b"chunked":
                     bad_te = True
             elif kind == _EXPECT:
-                expect = value
+                expect = value if expect is None else expect + b"," + value  # one list
                 framing = True
             elif kind == _UPGRADE:
                 upgrade += value + b","

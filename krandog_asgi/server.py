@@ -159,7 +159,7 @@ class Server:
             conn.shutdown()
         timeout = self.config.timeout_graceful_shutdown
         loop = state.loop
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = loop.time() + timeout if timeout else None  # 0 or None: no bound
         waiting_logged = False
         while (state.connections or state.cycles) and not self._force_exit:
             if deadline is not None and loop.time() >= deadline:
@@ -204,7 +204,7 @@ class Server:
         while not task.done():
             if self._force_exit:
                 break
-            if timeout is not None and loop.time() - started >= timeout:
+            if timeout and loop.time() - started >= timeout:  # 0 or None: no bound
                 logger.warning("Application shutdown did not complete within %ss.", timeout)
                 break
             await asyncio.wait([task], timeout=0.1)
@@ -345,7 +345,8 @@ def _run(app: Any, **options: Any) -> int:
         from krandog_asgi.supervisor import run_workers
 
         try:
-            config.resolve_app()  # fail fast, in the parent, with one clear line
+            config.check_options()  # fail fast, in the parent, with one clear line
+            config.resolve_app()
         except Exception as exc:
             _log_load_error(config, exc)
             return 1

@@ -95,7 +95,11 @@ def _stop_timeout(config: Config) -> float:
 
 def run_workers(config: Config) -> int:
     """Run ``config.workers`` server processes on one shared socket until signalled."""
-    sock = config.bind_socket()
+    try:
+        sock = config.bind_socket()
+    except OSError as exc:
+        logger.error("%s", exc)
+        return 1
     signals = _Signals()
     signals.install()
     logger.info("Started parent process [%d]", os.getpid())
@@ -164,7 +168,11 @@ def run_reloader(config: Config) -> int:
         logger.error("--reload needs the 'watchfiles' package: pip install watchfiles")
         return 1
     roots = [Path(d).resolve() for d in (config.reload_dirs or [os.getcwd()])]
-    sock = config.bind_socket()
+    try:
+        sock = config.bind_socket()
+    except OSError as exc:
+        logger.error("%s", exc)
+        return 1
     signals = _Signals()
     signals.install()
     logger.info("Will watch for changes in these directories: %s", [str(r) for r in roots])

@@ -151,6 +151,49 @@ def test_unix_domain_socket(serve, tmp_path: Path) -> None:
     assert not os.path.exists(path)  # the socket file goes away with the server
 
 
+def test_uds_exit_leaves_a_newer_servers_socket_alone(tmp_path: Path) -> None:
+    """A second server on the same path (a rolling restart) replaces the socket; when the first
+    one exits, it must not remove the second one's."""
+    path = str(tmp_path / "shared.sock")
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "krandog_asgi",
+                "proc:app",
+                "--app-dir",
+                str(APPS),
+                "--uds",
+                path,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "running on unix socket" in line:
+                return proc
+        raise AssertionError("server did not start")
+
+    first = start()
+    second = start()
+    try:
+        first.terminate()
+        assert first.wait(10) == 0
+        transport = httpx.HTTPTransport(uds=path)
+        with httpx.Client(transport=transport) as client:
+            assert client.get("http://localhost/x").status_code == 200
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+
+
 def test_uds_never_replaces_a_file_that_is_not_a_socket(tmp_path: Path) -> None:
     path = tmp_path / "precious.txt"
     path.write_text("keep me")
@@ -191,6 +234,24 @@ def test_tls_setup_error_names_the_files_not_the_app(tmp_path: Path) -> None:
     assert f"Could not set up TLS (--ssl-certfile {missing})" in output
     assert "Error loading ASGI app" not in output
     assert "Traceback" not in output
+
+
+def test_workers_fail_once_in_the_parent_for_bad_options(tmp_path: Path) -> None:
+    """With --workers, a TLS file or a bind error fails in the parent with one line, instead of
+    every worker failing and being respawned."""
+    missing = str(tmp_path / "missing.pem")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep")
+    for flags, message in (
+        (["--port", "0", "--ssl-certfile", missing], "Could not set up TLS"),
+        (["--uds", str(precious)], "exists and is not a socket"),
+    ):
+        result = run_cli("proc:app", "--app-dir", str(APPS), "--workers", "2", *flags)
+        output = (result.stdout + result.stderr).strip()
+        assert result.returncode == 1, output
+        assert message in output
+        assert "Traceback" not in output
+        assert "Started server process" not in output
 
 
 def test_python_run_exits_nonzero_when_the_server_cannot_start() -> None:

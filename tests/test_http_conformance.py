@@ -517,3 +517,18 @@ def test_rfc9110_reason_phrases(server: RunningServer) -> None:
         c.send(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         raw = c.read_all(2.0)
     assert raw.startswith(b"HTTP/1.1 414 URI Too Long\r\n")
+
+
+@pytest.mark.parametrize("order", ["unknown-first", "unknown-last"])
+def test_expect_lines_form_one_list(server: RunningServer, order: str) -> None:
+    """RFC 9110 §5.3: several Expect lines are one list; an unknown member anywhere is 417."""
+    lines = [b"Expect: 100-continue\r\n", b"Expect: foo\r\n"]
+    if order == "unknown-first":
+        lines.reverse()
+    with Conn(server.port) as c:
+        resp = c.request(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+            + b"".join(lines)
+            + b"\r\nabc"
+        )
+    assert resp.status == 417

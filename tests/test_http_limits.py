@@ -309,6 +309,22 @@ def test_header_deadline_of_a_request_begun_in_the_previous_read(
     assert 0.9 <= elapsed <= 1.45
 
 
+def test_header_deadline_waits_while_queued_requests_hold_reading_back(
+    fast_timeouts: RunningServer,
+) -> None:
+    """Pipelined requests that take longer than the header deadline to answer: the head that
+    began behind them is not the client's delay, so it must not end in 408."""
+    with Conn(fast_timeouts.port, timeout=10) as c:
+        c.send(
+            b"".join(get(f"/slow?delay=0.1&n={i}") for i in range(20)) + b"GET /last HTTP/1.1\r\nHo"
+        )
+        time.sleep(0.05)
+        c.send(b"st: x\r\n\r\n")
+        responses = [c.read_response() for _ in range(21)]
+    assert [r.status for r in responses] == [200] * 21
+    assert responses[-1].body == b"GET /last"
+
+
 def test_keep_alive_timeout_closes_idle_connection(fast_timeouts: RunningServer) -> None:
     with Conn(fast_timeouts.port) as c:
         assert c.request(get("/")).status == 200

@@ -537,17 +537,22 @@ def test_every_limit_has_a_flag() -> None:
 def test_workers_default_comes_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     """As with uvicorn and gunicorn, ``$WEB_CONCURRENCY`` sets the worker count unless
     ``--workers`` is given; a bad value is a clear error, not a traceback."""
-    from krandog_asgi.cli import build_parser
+    from krandog_asgi.cli import build_parser, options_from_args
+
+    def workers(*argv: str) -> int:
+        return int(options_from_args(build_parser().parse_args(["m:app", *argv]))["workers"])
 
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    assert build_parser().parse_args(["m:app"]).workers == 1
+    assert workers() == 1
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    assert build_parser().parse_args(["m:app"]).workers == 3
-    assert build_parser().parse_args(["m:app", "--workers", "2"]).workers == 2
+    assert workers() == 3
+    assert workers("--workers", "2") == 2
     for bad in ("many", "0"):
         monkeypatch.setenv("WEB_CONCURRENCY", bad)
         with pytest.raises(SystemExit, match="WEB_CONCURRENCY"):
-            build_parser()
+            workers()
+        assert workers("--workers", "2") == 2  # an explicit flag wins, even over a bad value
+        build_parser().parse_args(["m:app"])  # and --help / parsing still work
 
 
 def test_uvicorn_command_lines_parse_unchanged() -> None:
