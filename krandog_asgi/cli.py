@@ -329,12 +329,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(args_list)
     if args.env_file:
         # Defaults read from the environment ($WEB_CONCURRENCY) may come from the env file.
-        from krandog_asgi.server import load_env_file
+        from krandog_asgi.server import apply_env_file
 
-        try:
-            load_env_file(args.env_file)
-        except OSError as exc:
-            print(f"Error: cannot read --env-file {args.env_file}: {exc.strerror}", file=sys.stderr)
+        if not apply_env_file(args.env_file):
             sys.exit(1)
         args = build_parser().parse_args(args_list)
     if ":" not in args.app:

@@ -302,6 +302,16 @@ def load_env_file(path: str) -> None:
             os.environ.setdefault(key, value)
 
 
+def apply_env_file(path: str) -> bool:
+    """``load_env_file`` for the command line: False, with one line on stderr, if unreadable."""
+    try:
+        load_env_file(path)
+    except OSError as exc:
+        print(f"Error: cannot read --env-file {path}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
+
+
 def run(app: Any, **options: Any) -> int:
     """Serve ``app`` (an ASGI app, a krandog handler, or a ``"module:attr"`` string) until stopped.
 
@@ -319,14 +329,8 @@ def run(app: Any, **options: Any) -> int:
 
 def _run(app: Any, **options: Any) -> int:
     config = Config(app=app, **options)
-    if config.env_file:
-        try:
-            load_env_file(config.env_file)
-        except OSError as exc:
-            print(
-                f"Error: cannot read --env-file {config.env_file}: {exc.strerror}", file=sys.stderr
-            )
-            return 1
+    if config.env_file and not apply_env_file(config.env_file):
+        return 1
     try:
         configure_logging(config.log_level, config.access_log, config.use_colors, config.log_config)
     except Exception as exc:  # a missing file, bad syntax, PyYAML not installed...

@@ -14,12 +14,25 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 
 from tests.conftest import APPS, ROOT
+
+
+def spawn_cli(*args: str, **popen: Any) -> subprocess.Popen[str]:
+    """``krandog-asgi proc:app ARGS`` in the background, output merged into ``stdout``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "krandog_asgi", "proc:app", "--app-dir", str(APPS), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -129,13 +142,7 @@ def test_ipv6_host(serve) -> None:
 
 def test_unix_domain_socket(serve, tmp_path: Path) -> None:
     path = str(tmp_path / "krandog.sock")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "krandog_asgi", "proc:app", "--app-dir", str(APPS), "--uds", path],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = spawn_cli("--uds", path)
     try:
         deadline = time.monotonic() + 10
         while not os.path.exists(path) and time.monotonic() < deadline:
@@ -157,22 +164,7 @@ def test_uds_exit_leaves_a_newer_servers_socket_alone(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.sock")
 
     def start() -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "krandog_asgi",
-                "proc:app",
-                "--app-dir",
-                str(APPS),
-                "--uds",
-                path,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = spawn_cli("--uds", path)
         assert proc.stdout is not None
         for line in proc.stdout:
             if "running on unix socket" in line:
@@ -279,23 +271,7 @@ def test_fd(tmp_path: Path) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "krandog_asgi",
-            "proc:app",
-            "--app-dir",
-            str(APPS),
-            "--fd",
-            str(sock.fileno()),
-        ],
-        cwd=ROOT,
-        pass_fds=[sock.fileno()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = spawn_cli("--fd", str(sock.fileno()), pass_fds=[sock.fileno()])
     sock.close()
     try:
         deadline = time.monotonic() + 10
@@ -500,6 +476,34 @@ def test_hung_lifespan_shutdown_is_bounded_by_the_graceful_timeout(serve) -> Non
     assert server.proc.wait(10) == 1  # the app did not shut down: not a clean exit
     assert time.monotonic() - started < 5
     assert "Application shutdown did not complete within 1.0s" in server.log
+
+
+def test_graceful_timeout_zero_from_python_means_no_bound() -> None:
+    """``timeout_graceful_shutdown=0`` is "wait forever" (as ``--timeout-graceful-shutdown 0``),
+    not "give up at once": the app's one-second shutdown handler completes."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(APPS)!r}); import krandog_asgi; "
+        "krandog_asgi.run('proc:slow_shutdown', port=0, timeout_graceful_shutdown=0)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "running on" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert "Application shutdown complete" in output
 
 
 def test_second_ctrl_c_ends_a_hung_lifespan_shutdown(serve) -> None:

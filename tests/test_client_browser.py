@@ -92,6 +92,13 @@ def krandog_url() -> Iterator[str]:
         yield ours.ws_url
 
 
+async def opened(ws: WebSocket) -> None:
+    """Wait for the ``open`` event (through ``onopen``), at most STEP seconds."""
+    event = asyncio.Event()
+    ws.onopen = event.set
+    await asyncio.wait_for(event.wait(), STEP)
+
+
 def record(ws: WebSocket, log: list[tuple[Any, ...]]) -> None:
     """Log every event with the readyState seen inside its handler."""
     ws.onopen = lambda event: log.append(("open", ws.readyState))
@@ -472,9 +479,7 @@ def test_buffered_amount_grows_while_the_server_does_not_read(krandog_url: str) 
 
     async def main() -> None:
         ws = WebSocket(krandog_url + "/no-read", compression=None, close_timeout=0.3)
-        opened = asyncio.Event()
-        ws.onopen = opened.set
-        await asyncio.wait_for(opened.wait(), STEP)
+        await opened(ws)
         chunk = b"x" * 65536
         for _ in range(400):  # at most 25 MiB: far more than the socket buffers hold
             ws.send(chunk)
@@ -501,9 +506,7 @@ def test_buffered_amount_counts_application_data_only(krandog_url: str) -> None:
 
     async def main() -> None:
         ws = WebSocket(krandog_url + "/echo")  # deflate negotiated
-        opened = asyncio.Event()
-        ws.onopen = opened.set
-        await asyncio.wait_for(opened.wait(), STEP)
+        await opened(ws)
         assert ws.extensions.startswith("permessage-deflate")
         for message in (b"y" * 100, "é" * 50, "a" * 100_000, b""):
             ws.send(message)
@@ -529,10 +532,8 @@ def test_buffered_amount_is_kept_when_a_connection_is_lost_with_data_unsent() ->
     async def main() -> None:
         async with raw_server(never_read) as url:
             ws = WebSocket(url, compression=None, close_timeout=0.3)
-            opened = asyncio.Event()
-            ws.onopen = opened.set
             ws.onclose = lambda e: at_close.append((ws.bufferedAmount, e.wasClean))
-            await asyncio.wait_for(opened.wait(), STEP)
+            await opened(ws)
             for _ in range(1000):  # past the kernel's buffers on both sides, then 2 MiB more
                 ws.send(b"x" * 65536)
                 await asyncio.sleep(0)
@@ -572,10 +573,8 @@ def test_buffered_amount_after_a_reset_counts_only_what_was_unsent() -> None:
     async def main() -> None:
         async with raw_server(read_all_then_reset) as url:
             ws = WebSocket(url, compression=None, close_timeout=0.5)
-            opened = asyncio.Event()
-            ws.onopen = opened.set
             ws.onclose = lambda e: at_close.append((ws.bufferedAmount, e.wasClean))
-            await asyncio.wait_for(opened.wait(), STEP)
+            await opened(ws)
             ws.send(b"x" * (4 * 1024 * 1024))
             await ws.wait_closed()
 
@@ -593,9 +592,7 @@ def test_buffered_amount_counts_a_message_until_the_loop_moves_on(peer: Peer) ->
 
     async def main() -> None:
         ws = peer.socket("/echo")
-        opened = asyncio.Event()
-        ws.onopen = opened.set
-        await asyncio.wait_for(opened.wait(), STEP)
+        await opened(ws)
         ws.send("hello")
         ws.send(b"\x00" * 3)
         amounts.append(ws.bufferedAmount)  # the kernel already took them; still counted
@@ -828,9 +825,7 @@ def test_socket_left_open_is_dropped_when_its_loop_ends() -> None:
 
     async def main() -> None:
         ws = WebSocket(f"ws://127.0.0.1:{port}/")
-        opened = asyncio.Event()
-        ws.onopen = opened.set
-        await asyncio.wait_for(opened.wait(), STEP)
+        await opened(ws)
         # return without closing
 
     asyncio.run(main())

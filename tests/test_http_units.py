@@ -294,9 +294,8 @@ async def unit_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": out})
 
 
-async def feed(chunks: list[bytes], eof: bool = False, **options: Any) -> FakeTransport:
-    options.setdefault("server_header", False)
-    options.setdefault("date_header", False)
+def connect_protocol(**options: Any) -> tuple[HTTPProtocol, FakeTransport]:
+    """An HTTPProtocol of unit_app on a fake transport; call inside a running loop."""
     config = Config(app=unit_app, access_log=False, lifespan="off", **options)
     config.load()
     loop = asyncio.get_running_loop()
@@ -305,6 +304,13 @@ async def feed(chunks: list[bytes], eof: bool = False, **options: Any) -> FakeTr
     protocol = HTTPProtocol(state)
     transport.protocol = protocol
     protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def feed(chunks: list[bytes], eof: bool = False, **options: Any) -> FakeTransport:
+    options.setdefault("server_header", False)
+    options.setdefault("date_header", False)
+    protocol, transport = connect_protocol(**options)
     for chunk in chunks:
         # A paused transport does not deliver data: wait until the protocol resumes it.
         for _ in range(200):
@@ -376,14 +382,8 @@ def test_unit_half_close_mid_body_closes_without_answer() -> None:
 
 def test_unit_header_timeout_is_not_reset_by_bytes() -> None:
     async def main() -> bytes:
-        config = Config(app=unit_app, access_log=False, timeout_request_header=0.3)
-        config.load()
+        protocol, transport = connect_protocol(timeout_request_header=0.3)
         loop = asyncio.get_running_loop()
-        state = ServerState(config, unit_app, loop)
-        transport = FakeTransport(loop)
-        protocol = HTTPProtocol(state)
-        transport.protocol = protocol
-        protocol.connection_made(transport)
         t0 = loop.time()
         for byte in b"GET /slowloris HTTP/1.1\r\n":
             protocol.data_received(bytes([byte]))
@@ -577,14 +577,7 @@ def test_unit_one_large_read_of_pipelined_requests_is_parsed_in_bounded_steps() 
     from krandog_asgi.http_protocol import FEED_SLICE, PIPELINE_LIMIT
 
     async def main() -> tuple[int, int, FakeTransport]:
-        config = Config(app=unit_app, access_log=False, lifespan="off")
-        config.load()
-        loop = asyncio.get_running_loop()
-        state = ServerState(config, unit_app, loop)
-        transport = FakeTransport(loop)
-        protocol = HTTPProtocol(state)
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = connect_protocol()
         requests = b"".join(b"GET /slow%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(3000))
         protocol.data_received(requests)
         deepest = len(protocol.pipeline)

@@ -88,3 +88,15 @@ async def hangs_at_shutdown(scope: dict[str, Any], receive: Any, send: Any) -> N
         await asyncio.sleep(3600)
         return
     await app(scope, receive, send)
+
+
+async def slow_shutdown(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A lifespan shutdown handler that takes a second, then completes."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await asyncio.sleep(1.0)
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await app(scope, receive, send)
