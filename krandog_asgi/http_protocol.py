@@ -93,20 +93,22 @@ _GOOD_HOSTS: set[bytes | None] = {None}
 _ABSOLUTE_SCHEMES = {b"http", b"https", b"ws", b"wss"}
 
 
-_REQUEST_LINE_RE = re.compile(rb"(?:^|\n)[\r\n]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+) \S+ HTTP/")
+_METHOD_TOKEN_RE = re.compile(rb"[\r\n]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ")
 
 
-def _unknown_method(data: bytes) -> bool:
-    """Whether ``data`` holds a request line whose method is a valid token that the parser
-    does not know (501), as opposed to garbage (400). Only runs on the error path."""
-    for match in _REQUEST_LINE_RE.finditer(data):
-        probe = httptools.HttpRequestParser(_Ignore())
-        try:
-            probe.feed_data(match.group(1) + b" / HTTP/1.1\r\n")
-        except httptools.HttpParserInvalidMethodError:
-            return True
-        except httptools.HttpParserError:
-            continue
+def _unknown_method(head: bytes) -> bool:
+    """Whether the request line at the start of ``head`` has a method that is a valid token
+    the parser does not know (501), as opposed to garbage (400). Only runs on the error path."""
+    match = _METHOD_TOKEN_RE.match(head)
+    if match is None:
+        return False
+    probe = httptools.HttpRequestParser(_Ignore())
+    try:
+        probe.feed_data(match.group(1) + b" / HTTP/1.1\r\n")
+    except httptools.HttpParserInvalidMethodError:
+        return True
+    except httptools.HttpParserError:
+        pass
     return False
 
 
@@ -378,7 +380,11 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.send_error(reject.status, reject.message, head=head)
         elif data.startswith(b"PRI * HTTP/2.0\r\n"):
             self.send_error(505, "HTTP version not supported.")
-        elif isinstance(exc, httptools.HttpParserInvalidMethodError) and _unknown_method(data):
+        elif (
+            isinstance(exc, httptools.HttpParserInvalidMethodError)
+            and self.head_bytes == len(data)  # the failing head starts with this read
+            and _unknown_method(data)
+        ):
             # RFC 9110 §9.1: a method is any token; one we do not implement is a 501.
             self.send_error(501, "Method not implemented.")
         else:

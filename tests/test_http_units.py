@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from krandog_asgi.config import Config
 from krandog_asgi.http_common import (
@@ -463,6 +463,14 @@ garbage_strategy = st.sampled_from(
     garbage_strategy,
     st.lists(request_strategy, min_size=1, max_size=3),
     st.lists(st.integers(0, 5000), max_size=8),
+)
+# Found by CI: the second read starts "ET /g0 ...", a valid token the parser does not know, but
+# the error is the garbage further on; it must stay a 4xx, not become a 501.
+@example(
+    before=[b"GET /g0 HTTP/1.1\r\nHost: x\r\n\r\n"],
+    garbage=b"\x00\x01\x02 garbage",
+    after=[b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"],
+    cuts=[1],
 )
 def test_nothing_after_garbage_is_answered(
     before: list[bytes], garbage: bytes, after: list[bytes], cuts: list[int]
