@@ -23,7 +23,7 @@ _EXPORTS = {
     "HTTPError": "krandog_asgi.compat",
     "KrandogApp": "krandog_asgi.compat",
     "krandog_app": "krandog_asgi.compat",
-    "ClientDisconnected": "krandog_asgi.http_common",
+    "ClientDisconnected": "krandog_asgi.http.response",
     "Config": "krandog_asgi.config",
     "Server": "krandog_asgi.server",
     "run": "krandog_asgi.server",
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # "X as X": an explicit re-export, for mypy --strict users an
         krandog_app as krandog_app,
     )
     from krandog_asgi.config import Config as Config
-    from krandog_asgi.http_common import ClientDisconnected as ClientDisconnected
+    from krandog_asgi.http.response import ClientDisconnected as ClientDisconnected
     from krandog_asgi.server import Server as Server, run as run
 
 

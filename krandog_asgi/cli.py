@@ -323,13 +323,13 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "connect":
-        from krandog_asgi.client_cli import main as connect_main
+        from krandog_asgi.wsclient.cli import main as connect_main
 
         sys.exit(connect_main(args_list[1:]))
     args = build_parser().parse_args(args_list)
     if args.env_file:
         # Defaults read from the environment ($WEB_CONCURRENCY) may come from the env file.
-        from krandog_asgi.server import apply_env_file
+        from krandog_asgi.process.envfile import apply_env_file
 
         if not apply_env_file(args.env_file):
             sys.exit(1)

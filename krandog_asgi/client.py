@@ -12,7 +12,8 @@ depends on another WebSocket library.
 
 from __future__ import annotations
 
-from krandog_asgi.client_browser import (
+from krandog_asgi.websocket.connection import InvalidState
+from krandog_asgi.wsclient.browser import (
     CloseEvent,
     ErrorEvent,
     Event,
@@ -20,8 +21,8 @@ from krandog_asgi.client_browser import (
     WebSocket,
     run_until_closed,
 )
-from krandog_asgi.client_connection import ClientConnection, Connect, connect
-from krandog_asgi.client_errors import (
+from krandog_asgi.wsclient.connection import ClientConnection, Connect, connect
+from krandog_asgi.wsclient.errors import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -32,7 +33,6 @@ from krandog_asgi.client_errors import (
     WebSocketError,
     close_code_meaning,
 )
-from krandog_asgi.wsconn import InvalidState
 
 __all__ = [
     "ClientConnection",

@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, 
 from typing import Any, ClassVar, Final, Literal, cast, overload
 from urllib.parse import parse_qsl, quote
 
-from krandog_asgi.frames import close_code_is_valid
+from krandog_asgi._abnf import FIELD_VALUE_FORBIDDEN_TEXT, TOKEN_TEXT, close_code_is_sendable
 
 __all__ = [
     "CLOSED",
@@ -89,8 +89,6 @@ Send = Callable[[Message], Awaitable[None]]
 Handler = Callable[[Any], Any]
 
 _RESPONSE_KEYS = frozenset({"status", "headers", "body"})
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
 _NO_BODY_STATUS = frozenset({204, 304})
 _SKIPPED_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
@@ -664,7 +662,7 @@ def _resolve(future: asyncio.Future[None] | None) -> None:
 
 
 def _check_close(code: int, reason: str) -> None:
-    if type(code) is not int or not close_code_is_valid(code):
+    if type(code) is not int or not close_code_is_sendable(code):
         raise ValueError(
             f"Invalid WebSocket close code {code!r} (use 1000-1003, 1007-1014 or 3000-4999)"
         )
@@ -784,7 +782,7 @@ def _header_list(headers: Any) -> list[tuple[str, Any]]:
 def _encode_header(name: Any, value: Any) -> tuple[bytes, bytes]:
     if isinstance(name, bytes):
         name = name.decode("latin-1")
-    if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+    if not isinstance(name, str) or TOKEN_TEXT.fullmatch(name) is None:
         raise _InvalidResponse(f"invalid header name {name!r}")
     if isinstance(value, bytes):
         value = value.decode("latin-1")
@@ -792,7 +790,7 @@ def _encode_header(name: Any, value: Any) -> tuple[bytes, bytes]:
         value = str(value)
     if not isinstance(value, str):
         raise _InvalidResponse(f"header {name!r} must be a str, not {type(value).__name__}")
-    if _BAD_VALUE.search(value):
+    if FIELD_VALUE_FORBIDDEN_TEXT.search(value):
         raise _InvalidResponse(f"header {name!r} contains a control character (CR/LF/NUL)")
     try:
         return name.lower().encode("latin-1"), value.encode("latin-1")

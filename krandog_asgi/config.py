@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from krandog_asgi.asgi_types import ASGIApp
-from krandog_asgi.http_common import check_header
-from krandog_asgi.wsconn import DEFAULT_MAX_FRAGMENTS
+from krandog_asgi.http.response import check_header
+from krandog_asgi.websocket.connection import DEFAULT_MAX_FRAGMENTS
 
 logger = logging.getLogger("krandog_asgi.error")
 

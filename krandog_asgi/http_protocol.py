@@ -17,8 +17,9 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
-from krandog_asgi.flow import WriteFlowControl
-from krandog_asgi.http_common import (
+from krandog_asgi._abnf import HOST, TOKEN_PATTERN
+from krandog_asgi.http.proxy import apply_proxy_headers
+from krandog_asgi.http.response import (
     FINAL_STATUS_LINES,
     ClientDisconnected,
     check_header,
@@ -26,11 +27,11 @@ from krandog_asgi.http_common import (
     escape_for_log,
     final_status_line,
 )
-from krandog_asgi.proxy import apply_proxy_headers
+from krandog_asgi.transport.flow import WriteFlowControl
 
 if TYPE_CHECKING:
     from krandog_asgi.asgi_types import ASGIApp, Message, Scope
-    from krandog_asgi.state import ServerState
+    from krandog_asgi.process.state import ServerState
 
 __all__ = ["HTTPProtocol", "RequestCycle"]
 
@@ -83,17 +84,12 @@ class _Reject(Exception):
         self.message = message
 
 
-# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host is uri-host [ ":" port ]; any other value is a 400.
-_HOST_RE = re.compile(
-    rb"(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]"
-    rb"|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
-)
 # Host values already validated (clients repeat them); None stands for "no Host" (HTTP/1.0).
 _GOOD_HOSTS: set[bytes | None] = {None}
 _ABSOLUTE_SCHEMES = {b"http", b"https", b"ws", b"wss"}
 
 
-_METHOD_TOKEN_RE = re.compile(rb"[\r\n]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ")
+_METHOD_TOKEN_RE = re.compile(rb"[\r\n]*(%s) " % TOKEN_PATTERN.encode("ascii"))
 
 
 def _unknown_method(head: bytes) -> bool:
@@ -117,7 +113,7 @@ class _Ignore:
 
 
 def _check_host(host: bytes | None) -> None:
-    if host is None or _HOST_RE.fullmatch(host) is None:
+    if host is None or HOST.fullmatch(host) is None:
         raise _Reject(400, "Invalid Host header.")
     if len(_GOOD_HOSTS) >= 256:
         _GOOD_HOSTS.clear()
@@ -136,7 +132,7 @@ def _absolute_target(url: bytes) -> tuple[bytes, bytes]:
         if 0 <= pos < end:
             end = pos
     authority, target = rest[:end], rest[end:]
-    if not authority or b"@" in authority or _HOST_RE.fullmatch(authority) is None:
+    if not authority or b"@" in authority or HOST.fullmatch(authority) is None:
         raise _Reject(400, "Invalid request target.")
     if target[:1] != b"/":
         target = b"/" + target

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import sys
@@ -18,11 +17,12 @@ from typing import Any
 
 from krandog_asgi.config import Config, ConfigError, ImportFromStringError, remove_unix_socket
 from krandog_asgi.http_protocol import HTTPProtocol
-from krandog_asgi.lifespan import Lifespan
-from krandog_asgi.logs import configure_logging
-from krandog_asgi.state import ServerState
+from krandog_asgi.process.envfile import apply_env_file, load_env_file
+from krandog_asgi.process.lifespan import Lifespan
+from krandog_asgi.process.logs import configure_logging
+from krandog_asgi.process.state import ServerState
 
-__all__ = ["Server", "load_env_file", "run"]
+__all__ = ["Server", "run", "serve_worker"]
 
 logger = logging.getLogger("krandog_asgi.error")
 
@@ -277,41 +277,6 @@ def run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
         asyncio.run(coro)
 
 
-def load_env_file(path: str) -> None:
-    """Load ``KEY=VALUE`` lines into ``os.environ`` (``export``, quotes and comments allowed).
-
-    Variables already set in the environment win, as with docker and python-dotenv.
-    """
-    with open(path, encoding="utf-8") as fh:
-        for raw in fh:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("export "):
-                line = line[7:].lstrip()
-            key, sep, value = line.partition("=")
-            if not sep:
-                continue
-            key, value = key.strip(), value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1].replace("\\n", "\n").replace('\\"', '"')
-            elif len(value) >= 2 and value[0] == value[-1] == "'":
-                value = value[1:-1]
-            else:
-                value = value.split(" #", 1)[0].rstrip()
-            os.environ.setdefault(key, value)
-
-
-def apply_env_file(path: str) -> bool:
-    """``load_env_file`` for the command line: False, with one line on stderr, if unreadable."""
-    try:
-        load_env_file(path)
-    except OSError as exc:
-        print(f"Error: cannot read --env-file {path}: {exc.strerror}", file=sys.stderr)
-        return False
-    return True
-
-
 def run(app: Any, **options: Any) -> int:
     """Serve ``app`` (an ASGI app, a krandog handler, or a ``"module:attr"`` string) until stopped.
 
@@ -325,6 +290,17 @@ def run(app: Any, **options: Any) -> int:
         # or Docker when the server could not start.
         sys.exit(code)
     return code
+
+
+def serve_worker(config: Config, sock: socket.socket) -> None:
+    """The entry point of a ``--workers``/``--reload`` child process (spawned, so it starts
+    from a clean interpreter and sets up the environment and logging itself)."""
+    if config.env_file:
+        load_env_file(config.env_file)
+    configure_logging(config.log_level, config.access_log, config.use_colors, config.log_config)
+    # The parent handles Ctrl-C for the whole group; a worker stops on the SIGTERM it sends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise SystemExit(Server(config).run(sockets=[sock]))
 
 
 def _run(app: Any, **options: Any) -> int:
@@ -342,11 +318,11 @@ def _run(app: Any, **options: Any) -> int:
         )
         return 1
     if config.reload:
-        from krandog_asgi.supervisor import run_reloader
+        from krandog_asgi.process.supervisor import run_reloader
 
-        return run_reloader(config)
+        return run_reloader(config, serve_worker)
     if config.workers > 1:
-        from krandog_asgi.supervisor import run_workers
+        from krandog_asgi.process.supervisor import run_workers
 
         try:
             config.check_options()  # fail fast, in the parent, with one clear line
@@ -354,5 +330,5 @@ def _run(app: Any, **options: Any) -> int:
         except Exception as exc:
             _log_load_error(config, exc)
             return 1
-        return run_workers(config)
+        return run_workers(config, serve_worker)
     return Server(config).run()

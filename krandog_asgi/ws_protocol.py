@@ -11,26 +11,26 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from krandog_asgi.deflate import negotiate_server
-from krandog_asgi.frames import CloseCode
-from krandog_asgi.handshake import (
-    HandshakeError,
-    ServerHandshake,
-    build_accept_response,
-    check_request,
-)
-from krandog_asgi.http_common import (
+from krandog_asgi.http.response import (
     ClientDisconnected,
     check_header,
     error_response,
     final_status_line,
 )
-from krandog_asgi.ws_io import END, WebSocketIO
-from krandog_asgi.wsconn import Connection, Side
+from krandog_asgi.transport.websocket_io import END, WebSocketIO
+from krandog_asgi.websocket.connection import Connection, Side
+from krandog_asgi.websocket.deflate import negotiate_server
+from krandog_asgi.websocket.frames import CloseCode
+from krandog_asgi.websocket.handshake import (
+    HandshakeError,
+    ServerHandshake,
+    build_accept_response,
+    check_request,
+)
 
 if TYPE_CHECKING:
     from krandog_asgi.asgi_types import Message, Scope
-    from krandog_asgi.state import ServerState
+    from krandog_asgi.process.state import ServerState
 
 __all__ = ["WebSocketProtocol"]
 

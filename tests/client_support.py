@@ -1,8 +1,8 @@
 """Peers for the client tests: trustme certificates, the ``websockets`` server as the independent
 peer (in a thread, so any test can use it), and raw asyncio servers that misbehave on purpose.
 
-The raw servers frame and parse by hand here instead of using ``krandog_asgi.frames``, so a bug
-in our codec cannot hide itself from the tests.
+The raw servers frame and parse by hand here instead of using
+``krandog_asgi.websocket.frames``, so a bug in our codec cannot hide itself from the tests.
 """
 
 from __future__ import annotations

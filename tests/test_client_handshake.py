@@ -20,8 +20,8 @@ from krandog_asgi.client import (
     WebSocketError,
     connect,
 )
-from krandog_asgi.client_protocol import ClientOptions, ClientProtocol, connect_error
-from krandog_asgi.client_url import parse_url
+from krandog_asgi.wsclient.protocol import ClientOptions, ClientProtocol, connect_error
+from krandog_asgi.wsclient.url import parse_url
 from tests.client_support import (
     Certificates,
     WebsocketsPeer,

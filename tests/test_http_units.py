@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from krandog_asgi.config import Config
-from krandog_asgi.http_common import (
+from krandog_asgi.http.proxy import apply_proxy_headers
+from krandog_asgi.http.response import (
     ClientDisconnected,
     check_header,
     error_response,
@@ -20,8 +21,7 @@ from krandog_asgi.http_common import (
     status_line,
 )
 from krandog_asgi.http_protocol import HTTPProtocol
-from krandog_asgi.proxy import apply_proxy_headers
-from krandog_asgi.state import ServerState
+from krandog_asgi.process.state import ServerState
 
 # -- proxy.apply_proxy_headers ----------------------------------------------------------------
 
@@ -609,7 +609,7 @@ def test_reload_include_adds_to_the_default_python_files() -> None:
     """As uvicorn: --reload-include adds patterns; *.py stays watched unless excluded."""
     from pathlib import Path
 
-    from krandog_asgi.supervisor import _make_filter
+    from krandog_asgi.process.supervisor import _make_filter
 
     config = Config(app="m:app", reload_includes=["*.txt"])
     accept = _make_filter(config, [Path("/w")])

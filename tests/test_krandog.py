@@ -920,29 +920,6 @@ def test_cli_interface_asgi_does_not_wrap(serve) -> None:
     assert httpx.get(server2.url + "/").text == "MainThread"
 
 
-def test_compat_imports_no_server_module() -> None:
-    """The compat layer is a plain ASGI app: the standard library and our pure frame codec."""
-    import ast
-    import sys
-    from pathlib import Path
-
-    import krandog_asgi.compat as compat
-
-    tree = ast.parse(Path(compat.__file__).read_text())
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        node.module if node.module.startswith("krandog_asgi") else node.module.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module
-    }
-    allowed = set(sys.stdlib_module_names) | {"__future__", "krandog_asgi.frames"}
-    assert imported <= allowed, imported
-
-
 # -- under another ASGI server ------------------------------------------------------------------
 
 

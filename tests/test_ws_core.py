@@ -14,15 +14,26 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from krandog_asgi import frames
-from krandog_asgi.deflate import (
+from krandog_asgi._abnf import close_code_is_sendable
+from krandog_asgi.websocket import frames
+from krandog_asgi.websocket.connection import (
+    CloseReceived,
+    Connection,
+    InvalidState,
+    Ping,
+    Pong,
+    ProtocolFailure,
+    Side,
+    State,
+)
+from krandog_asgi.websocket.deflate import (
     PerMessageDeflate,
     client_offer,
     negotiate_client,
     negotiate_server,
     parse_extensions,
 )
-from krandog_asgi.frames import (
+from krandog_asgi.websocket.frames import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
@@ -33,19 +44,13 @@ from krandog_asgi.frames import (
     apply_mask,
     apply_mask_py,
     build_close_payload,
-    close_code_is_valid,
     parse_close_payload,
 )
-from krandog_asgi.handshake import HandshakeError, accept_key, check_request, parse_subprotocols
-from krandog_asgi.wsconn import (
-    CloseReceived,
-    Connection,
-    InvalidState,
-    Ping,
-    Pong,
-    ProtocolFailure,
-    Side,
-    State,
+from krandog_asgi.websocket.handshake import (
+    HandshakeError,
+    accept_key,
+    check_request,
+    parse_subprotocols,
 )
 
 MASK = b"\x37\xfa\x21\x3d"
@@ -329,7 +334,7 @@ class TestControlFrames:
     ],
 )
 def test_close_code_validity(code: int, valid: bool) -> None:
-    assert close_code_is_valid(code) is valid
+    assert close_code_is_sendable(code) is valid
 
 
 def test_close_payload_round_trip_and_limits() -> None:
@@ -719,8 +724,8 @@ def test_frames_module_has_no_asyncio() -> None:
     import sys
 
     code = (
-        "import sys, krandog_asgi.wsconn, krandog_asgi.frames, krandog_asgi.deflate, "
-        "krandog_asgi.handshake; "
+        "import sys, krandog_asgi.websocket.connection, krandog_asgi.websocket.frames, "
+        "krandog_asgi.websocket.deflate, krandog_asgi.websocket.handshake; "
         "bad = [m for m in ('asyncio', 'uvloop', 'httptools') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from krandog_asgi.frames import OP_CLOSE, OP_TEXT, build_frame
-from krandog_asgi.ws_io import END, WebSocketIO
-from krandog_asgi.wsconn import Connection, Side
+from krandog_asgi.transport.websocket_io import END, WebSocketIO
+from krandog_asgi.websocket.connection import Connection, Side
+from krandog_asgi.websocket.frames import OP_CLOSE, OP_TEXT, build_frame
 
 MASK = b"\x01\x02\x03\x04"
 

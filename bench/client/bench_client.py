@@ -91,13 +91,13 @@ class Floor(asyncio.Protocol):
 
 
 def _frame(opcode: int, payload: bytes, mask: bytes | None) -> bytes:
-    from krandog_asgi.frames import build_frame
+    from krandog_asgi.websocket.frames import build_frame
 
     return build_frame(opcode, payload, mask=mask)
 
 
 async def _open_floor(url: str, message: str | bytes) -> Floor:
-    from krandog_asgi.handshake import generate_key
+    from krandog_asgi.websocket.handshake import generate_key
 
     loop = asyncio.get_running_loop()
     floor = Floor(message)

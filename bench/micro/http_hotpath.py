@@ -20,7 +20,7 @@ import uvloop
 
 from krandog_asgi.config import Config
 from krandog_asgi.http_protocol import HTTPProtocol
-from krandog_asgi.state import ServerState
+from krandog_asgi.process.state import ServerState
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
 PLAIN = b"Hello, world!"

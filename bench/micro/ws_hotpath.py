@@ -19,9 +19,9 @@ from typing import Any
 import uvloop
 
 from krandog_asgi.config import Config
-from krandog_asgi.frames import build_frame
 from krandog_asgi.http_protocol import HTTPProtocol
-from krandog_asgi.state import ServerState
+from krandog_asgi.process.state import ServerState
+from krandog_asgi.websocket.frames import build_frame
 
 UPGRADE = (
     b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 import struct
 
+from krandog_asgi._abnf import close_code_is_sendable
+
 __all__ = [
     "OP_BINARY",
     "OP_CLOSE",
@@ -21,7 +23,6 @@ __all__ = [
     "apply_mask",
     "build_close_payload",
     "build_frame",
-    "close_code_is_valid",
     "parse_close_payload",
 ]
 
@@ -54,18 +55,6 @@ class CloseCode(enum.IntEnum):
     TLS_HANDSHAKE = 1015  # never sent
 
 
-# Codes a peer may put on the wire (RFC 6455 §7.4.1/§7.4.2 plus the IANA-registered 1012-1014);
-# 3000-4999 are for libraries and applications.
-_SENDABLE_CODES = frozenset(
-    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
-)
-
-
-def close_code_is_valid(code: int) -> bool:
-    """True for a code that may appear in a close frame on the wire."""
-    return code in _SENDABLE_CODES or 3000 <= code <= 4999
-
-
 def apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated; one big-integer XOR, no per-byte loop.
 
@@ -83,7 +72,7 @@ def apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
 
 
 try:
-    from krandog_asgi._speedups import apply_mask
+    from krandog_asgi.websocket._speedups import apply_mask
 except ImportError:  # pragma: no cover - built wherever a C compiler exists
     apply_mask = apply_mask_py
 
@@ -134,7 +123,7 @@ def build_close_payload(code: int | None, reason: str = "") -> bytes:
         if reason:
             raise ValueError("A close reason needs a close code")
         return b""
-    if not close_code_is_valid(code):
+    if not close_code_is_sendable(code):
         raise ValueError(f"Invalid close code {code}")
     raw = reason.encode("utf-8")
     if len(raw) > MAX_CLOSE_REASON:
@@ -158,7 +147,7 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
     if n == 1:
         raise InvalidClosePayload("close frame with a 1-byte payload", CloseCode.PROTOCOL_ERROR)
     code = int.from_bytes(payload[:2], "big")
-    if not close_code_is_valid(code):
+    if not close_code_is_sendable(code):
         raise InvalidClosePayload(f"invalid close code {code}", CloseCode.PROTOCOL_ERROR)
     try:
         reason = payload[2:].decode("utf-8")

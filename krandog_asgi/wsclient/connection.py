@@ -12,8 +12,11 @@ from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import Any
 
-from krandog_asgi.client_errors import ConnectionClosedOK
-from krandog_asgi.client_protocol import (
+from krandog_asgi.transport.websocket_io import END
+from krandog_asgi.websocket.connection import InvalidState
+from krandog_asgi.websocket.frames import CloseCode
+from krandog_asgi.wsclient.errors import ConnectionClosedOK
+from krandog_asgi.wsclient.protocol import (
     MAX_FRAGMENTS,
     USER_AGENT,
     ClientOptions,
@@ -22,10 +25,7 @@ from krandog_asgi.client_protocol import (
     open_connection,
     parse_target,
 )
-from krandog_asgi.client_url import WebSocketURL
-from krandog_asgi.frames import CloseCode
-from krandog_asgi.ws_io import END
-from krandog_asgi.wsconn import InvalidState
+from krandog_asgi.wsclient.url import WebSocketURL
 
 __all__ = ["ClientConnection", "Connect", "connect"]
 

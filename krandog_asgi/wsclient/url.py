@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-from krandog_asgi.client_errors import InvalidURL
+from krandog_asgi.wsclient.errors import InvalidURL
 
 __all__ = ["WebSocketURL", "parse_url"]
 

@@ -10,11 +10,11 @@ import base64
 import binascii
 import hashlib
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from krandog_asgi.deflate import (
+from krandog_asgi._abnf import FIELD_VALUE_FORBIDDEN_TEXT, TOKEN_TEXT
+from krandog_asgi.websocket.deflate import (
     ExtensionHeaderError,
     PerMessageDeflate,
     negotiate_client,
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class HandshakeError(Exception):
@@ -91,7 +90,7 @@ def parse_subprotocols(values: Iterable[str]) -> list[str]:
             token = item.strip()
             if not token:
                 continue
-            if _TOKEN.fullmatch(token) is None:
+            if TOKEN_TEXT.fullmatch(token) is None:
                 raise ValueError(f"invalid subprotocol {token!r}")
             protocols.append(token)
     return protocols
@@ -185,15 +184,13 @@ _CLIENT_RESERVED = frozenset(
         "transfer-encoding",
     }
 )
-# RFC 9110 §5.5: CR, LF and other control bytes in a value would split the request.
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def check_subprotocols(protocols: Iterable[str]) -> list[str]:
     """Validate the subprotocols a client offers: tokens, no duplicates (WHATWG throws too)."""
     offered: list[str] = []
     for protocol in protocols:
-        if not isinstance(protocol, str) or _TOKEN.fullmatch(protocol) is None:
+        if not isinstance(protocol, str) or TOKEN_TEXT.fullmatch(protocol) is None:
             raise ValueError(f"Invalid subprotocol {protocol!r}: it must be an HTTP token")
         if protocol in offered:
             raise ValueError(f"Subprotocol {protocol!r} is offered twice")
@@ -207,9 +204,9 @@ def check_request_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str,
     for name, value in headers:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(f"Header names and values must be str, got {name!r}: {value!r}")
-        if _TOKEN.fullmatch(name) is None:
+        if TOKEN_TEXT.fullmatch(name) is None:
             raise ValueError(f"Invalid request header name {name!r}")
-        if _BAD_VALUE.search(value) is not None:
+        if FIELD_VALUE_FORBIDDEN_TEXT.search(value) is not None:
             raise ValueError(f"Invalid value for request header {name!r}: {value!r}")
         if name.lower() in _CLIENT_RESERVED:
             raise ValueError(f"Header {name!r} is set by the WebSocket handshake")

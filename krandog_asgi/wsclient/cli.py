@@ -15,8 +15,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from krandog_asgi.client_connection import ClientConnection, connect
-from krandog_asgi.client_errors import (
+from krandog_asgi.wsclient.connection import ClientConnection, connect
+from krandog_asgi.wsclient.errors import (
     NORMAL_CLOSE_CODES,
     ConnectionClosed,
     WebSocketError,

@@ -6,7 +6,8 @@ Shared by the HTTP protocol and the WebSocket handshake so both answer with the 
 from __future__ import annotations
 
 import http
-import re
+
+from krandog_asgi._abnf import FIELD_VALUE_FORBIDDEN, TOKEN_BYTES
 
 __all__ = [
     "FINAL_STATUS_LINES",
@@ -18,12 +19,6 @@ __all__ = [
     "status_line",
 ]
 
-# RFC 9110 §5.6.2: field-name = token
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 §5.5: field-value may hold VCHAR, obs-text, SP and HTAB; any other control byte
-# (CR and LF above all) would let an app split the response.
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-
 
 class ClientDisconnected(OSError):
     """Raised by ``send`` once the peer has gone away (ASGI: an OSError subclass)."""
@@ -33,9 +28,9 @@ def check_header(name: bytes, value: bytes) -> None:
     """Reject a header an app wants to send if it could corrupt the framing of the response."""
     if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
         raise TypeError(f"Response header names and values must be bytes, got {name!r}: {value!r}")
-    if _TOKEN.fullmatch(name) is None:
+    if TOKEN_BYTES.fullmatch(name) is None:
         raise ValueError(f"Invalid response header name {name!r}")
-    if _BAD_VALUE.search(value) is not None:
+    if FIELD_VALUE_FORBIDDEN.search(value) is not None:
         raise ValueError(f"Invalid response header value {value!r}")
 
 

@@ -21,7 +21,6 @@ from types import FrameType
 from typing import Any
 
 from krandog_asgi.config import Config, remove_unix_socket
-from krandog_asgi.logs import configure_logging
 
 __all__ = ["run_reloader", "run_workers"]
 
@@ -31,22 +30,15 @@ _spawn = multiprocessing.get_context("spawn")
 STARTUP_FAILED = 3  # a worker's exit code when lifespan startup failed: do not respawn
 
 
-def _worker_main(config: Config, sock: socket.socket) -> None:
-    """Entry point of a child process."""
-    from krandog_asgi.server import Server, load_env_file
-
-    if config.env_file:
-        load_env_file(config.env_file)
-    configure_logging(config.log_level, config.access_log, config.use_colors, config.log_config)
-    # The parent handles Ctrl-C for the whole group; a worker stops on the SIGTERM it sends.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    code = Server(config).run(sockets=[sock])
-    raise SystemExit(code)
+WorkerTarget = Callable[[Config, socket.socket], None]
+"""A worker process's entry point: serve ``config`` on the inherited listening socket. It is
+passed in by ``server`` (and must be a module-level function, so that spawn can pickle it),
+which keeps this module free of any import of the server."""
 
 
 class _Worker:
-    def __init__(self, config: Config, sock: socket.socket) -> None:
-        self.process: Any = _spawn.Process(target=_worker_main, args=(config, sock), daemon=False)
+    def __init__(self, target: WorkerTarget, config: Config, sock: socket.socket) -> None:
+        self.process: Any = _spawn.Process(target=target, args=(config, sock), daemon=False)
         self.process.start()
         self.started = time.monotonic()
         logger.info("Started server process [%d]", self.process.pid)
@@ -93,7 +85,7 @@ def _stop_timeout(config: Config) -> float:
     return (graceful if graceful is not None else 30.0) + 5.0
 
 
-def run_workers(config: Config) -> int:
+def run_workers(config: Config, target: WorkerTarget) -> int:
     """Run ``config.workers`` server processes on one shared socket until signalled."""
     try:
         sock = config.bind_socket()
@@ -103,7 +95,7 @@ def run_workers(config: Config) -> int:
     signals = _Signals()
     signals.install()
     logger.info("Started parent process [%d]", os.getpid())
-    workers = [_Worker(config, sock) for _ in range(config.workers)]
+    workers = [_Worker(target, config, sock) for _ in range(config.workers)]
     exit_code = 0
     try:
         while not signals.exit.is_set():
@@ -115,7 +107,7 @@ def run_workers(config: Config) -> int:
                 for i, worker in enumerate(workers):
                     if signals.exit.is_set():
                         break
-                    workers[i] = _Worker(config, sock)
+                    workers[i] = _Worker(target, config, sock)
                     worker.stop(_stop_timeout(config))
             for i, worker in enumerate(workers):
                 if signals.exit.is_set() or worker.alive():
@@ -131,7 +123,7 @@ def run_workers(config: Config) -> int:
                 )
                 if time.monotonic() - worker.started < 1.0:
                     time.sleep(1.0)  # a crash loop should not spin
-                workers[i] = _Worker(config, sock)
+                workers[i] = _Worker(target, config, sock)
     finally:
         logger.info("Stopping %d worker(s).", len(workers))
         threads = [threading.Thread(target=w.stop, args=(_stop_timeout(config),)) for w in workers]
@@ -160,7 +152,7 @@ def _make_filter(config: Config, roots: list[Path]) -> Callable[[Any, str], bool
     return accept
 
 
-def run_reloader(config: Config) -> int:
+def run_reloader(config: Config, target: WorkerTarget) -> int:
     """Serve in a child process and restart it whenever a watched file changes."""
     try:
         import watchfiles
@@ -177,7 +169,7 @@ def run_reloader(config: Config) -> int:
     signals.install()
     logger.info("Will watch for changes in these directories: %s", [str(r) for r in roots])
     logger.info("Started reloader process [%d] using WatchFiles", os.getpid())
-    worker = _Worker(config, sock)
+    worker = _Worker(target, config, sock)
     stop = threading.Event()
 
     def watch_exit() -> None:
@@ -202,7 +194,7 @@ def run_reloader(config: Config) -> int:
             names = sorted({os.path.relpath(path) for _, path in changes})
             logger.warning("WatchFiles detected changes in %s. Reloading...", ", ".join(names))
             worker.stop(timeout)
-            worker = _Worker(config, sock)
+            worker = _Worker(target, config, sock)
     finally:
         worker.stop(timeout)
         sock.close()

@@ -24,16 +24,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, overload
 
-from krandog_asgi.client_protocol import (
+from krandog_asgi.transport.websocket_io import END
+from krandog_asgi.websocket.connection import InvalidState
+from krandog_asgi.websocket.frames import MAX_CLOSE_REASON, CloseCode
+from krandog_asgi.wsclient.protocol import (
     ClientOptions,
     ClientProtocol,
     HeadersLike,
     open_connection,
     parse_target,
 )
-from krandog_asgi.frames import MAX_CLOSE_REASON, CloseCode
-from krandog_asgi.ws_io import END
-from krandog_asgi.wsconn import InvalidState
 
 __all__ = [
     "CloseEvent",

@@ -11,6 +11,8 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from krandog_asgi._abnf import QUOTED_STRING, TOKEN_PATTERN, TOKEN_TEXT
+
 __all__ = [
     "DeflateParams",
     "PerMessageDeflate",
@@ -27,9 +29,7 @@ _TAIL = b"\x00\x00\xff\xff"
 _SAMPLE_FROM = 1024
 _RANDOM_DISTINCT = 140
 
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = r'"(?:[^"\\]|\\.)*"'
-_PARAM = re.compile(rf"\s*({_TOKEN})\s*(?:=\s*({_TOKEN}|{_QUOTED})\s*)?")
+_PARAM = re.compile(rf"\s*({TOKEN_PATTERN})\s*(?:=\s*({TOKEN_PATTERN}|{QUOTED_STRING})\s*)?")
 
 
 class ExtensionHeaderError(ValueError):
@@ -45,7 +45,7 @@ def parse_extensions(values: Iterable[str]) -> list[tuple[str, list[tuple[str, s
                 continue
             parts = _split_outside_quotes(item, ";")
             name = parts[0].strip()
-            if not re.fullmatch(_TOKEN, name):
+            if not TOKEN_TEXT.fullmatch(name):
                 raise ExtensionHeaderError(f"invalid extension name {name!r}")
             params: list[tuple[str, str | None]] = []
             for raw in parts[1:]:
@@ -55,7 +55,7 @@ def parse_extensions(values: Iterable[str]) -> list[tuple[str, list[tuple[str, s
                 pname, pvalue = match.group(1), match.group(2)
                 if pvalue is not None and pvalue.startswith('"'):
                     pvalue = re.sub(r"\\(.)", r"\1", pvalue[1:-1])
-                    if not re.fullmatch(_TOKEN, pvalue):
+                    if not TOKEN_TEXT.fullmatch(pvalue):
                         raise ExtensionHeaderError(f"invalid quoted value {pvalue!r}")
                 params.append((pname.lower(), pvalue))
             offers.append((name.lower(), params))

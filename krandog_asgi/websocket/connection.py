@@ -19,8 +19,8 @@ import enum
 import os
 from collections.abc import Callable
 
-from krandog_asgi.deflate import DecompressionError, PerMessageDeflate
-from krandog_asgi.frames import (
+from krandog_asgi.websocket.deflate import DecompressionError, PerMessageDeflate
+from krandog_asgi.websocket.frames import (
     MAX_CONTROL_PAYLOAD,
     OP_BINARY,
     OP_CLOSE,

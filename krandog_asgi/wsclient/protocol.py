@@ -18,16 +18,11 @@ from typing import Any, cast
 
 import httptools
 
-from krandog_asgi.client_errors import (
-    ConnectionClosed,
-    HandshakeRefused,
-    InvalidHandshake,
-    OpenTimeout,
-)
-from krandog_asgi.client_url import WebSocketURL, parse_url
-from krandog_asgi.deflate import client_offer
-from krandog_asgi.frames import OP_BINARY, OP_TEXT, CloseCode, build_close_payload
-from krandog_asgi.handshake import (
+from krandog_asgi.transport.websocket_io import WebSocketIO
+from krandog_asgi.websocket.connection import DEFAULT_MAX_FRAGMENTS, Connection, InvalidState, Side
+from krandog_asgi.websocket.deflate import client_offer
+from krandog_asgi.websocket.frames import OP_BINARY, OP_TEXT, CloseCode, build_close_payload
+from krandog_asgi.websocket.handshake import (
     ClientHandshake,
     HandshakeError,
     build_client_request,
@@ -36,8 +31,13 @@ from krandog_asgi.handshake import (
     check_subprotocols,
     generate_key,
 )
-from krandog_asgi.ws_io import WebSocketIO
-from krandog_asgi.wsconn import DEFAULT_MAX_FRAGMENTS, Connection, InvalidState, Side
+from krandog_asgi.wsclient.errors import (
+    ConnectionClosed,
+    HandshakeRefused,
+    InvalidHandshake,
+    OpenTimeout,
+)
+from krandog_asgi.wsclient.url import WebSocketURL, parse_url
 
 __all__ = ["ClientOptions", "ClientProtocol", "HeadersLike", "open_connection", "parse_target"]
 

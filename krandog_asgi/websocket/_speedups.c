@@ -64,7 +64,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "krandog_asgi._speedups", NULL, -1, methods,
+    PyModuleDef_HEAD_INIT, "krandog_asgi.websocket._speedups", NULL, -1, methods,
 };
 
 PyMODINIT_FUNC

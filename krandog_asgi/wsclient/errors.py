@@ -7,7 +7,7 @@ derives from the built-in type a caller would already catch (``ValueError`` for 
 
 from __future__ import annotations
 
-from krandog_asgi.frames import CloseCode
+from krandog_asgi.websocket.frames import CloseCode
 
 __all__ = [
     "ConnectionClosed",

@@ -25,9 +25,8 @@ import os
 from collections import deque
 from typing import Any, cast
 
-from krandog_asgi.flow import WriteFlowControl
-from krandog_asgi.frames import CloseCode
-from krandog_asgi.wsconn import (
+from krandog_asgi.transport.flow import WriteFlowControl
+from krandog_asgi.websocket.connection import (
     CloseReceived,
     Connection,
     InvalidState,
@@ -35,6 +34,7 @@ from krandog_asgi.wsconn import (
     Pong,
     ProtocolFailure,
 )
+from krandog_asgi.websocket.frames import CloseCode
 
 __all__ = ["END", "WebSocketIO"]
 

@@ -1,0 +1,3 @@
+"""What a server process is made of besides its protocols: per-process state and the tick,
+the lifespan protocol, logging, environment files and the multi-process supervisor.
+"""
