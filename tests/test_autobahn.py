@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.servers import ROOT
 
 AUTOBAHN = ROOT.parent / "shared" / "autobahn"
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.conftest import RunningServer
+from tests.support.servers import RunningServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

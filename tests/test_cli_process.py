@@ -20,7 +20,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import APPS, ROOT
+from tests.support.servers import APPS, ROOT
 
 
 def spawn_cli(*args: str, **popen: Any) -> subprocess.Popen[str]:

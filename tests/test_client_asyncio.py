@@ -20,13 +20,9 @@ from krandog_asgi.client import (
     ConnectionClosedOK,
     connect,
 )
-from tests.client_support import (
-    Certificates,
-    WebsocketsPeer,
-    krandog_server,
-    make_certificates,
-    run,
-)
+from tests.support.certs import Certificates
+from tests.support.fakes import run
+from tests.support.peers import WebsocketsPeer, krandog_server
 
 PEERS = ["krandog-ws", "krandog-wss", "websockets-ws", "websockets-wss"]
 
@@ -40,11 +36,6 @@ class Peer:
 
     def connect(self, path: str = "/echo", **options: Any) -> Connect:
         return connect(self.url + path, ssl=self.ssl, **options)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module", params=PEERS)

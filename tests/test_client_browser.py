@@ -33,18 +33,17 @@ from krandog_asgi.client import (
     connect,
     run_until_closed,
 )
-from tests.client_support import (
+from tests.support.certs import Certificates
+from tests.support.fakes import run
+from tests.support.peers import (
     STEP,
-    Certificates,
     WebsocketsPeer,
     accept_websocket,
     frame,
     krandog_server,
-    make_certificates,
     raw_server,
     read_frame,
     read_request,
-    run,
     switching_protocols,
 )
 
@@ -60,11 +59,6 @@ class Peer:
 
     def socket(self, path: str = "/echo", *args: Any, **options: Any) -> WebSocket:
         return WebSocket(self.url + path, *args, ssl=self.ssl, **options)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module", params=PEERS)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client_support import STEP, Certificates, krandog_server, make_certificates
+from tests.support.certs import Certificates, make_certificates
+from tests.support.peers import STEP, krandog_server
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,14 +15,14 @@ from krandog_asgi.client import (
     WebSocket,
     connect,
 )
-from tests.client_support import (
+from tests.support.fakes import run
+from tests.support.peers import (
     STEP,
     accept_websocket,
     frame,
     krandog_server,
     raw_server,
     read_frame,
-    run,
 )
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA

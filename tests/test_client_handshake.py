@@ -22,14 +22,13 @@ from krandog_asgi.client import (
 )
 from krandog_asgi.wsclient.protocol import ClientOptions, ClientProtocol, connect_error
 from krandog_asgi.wsclient.url import parse_url
-from tests.client_support import (
-    Certificates,
+from tests.support.certs import Certificates, make_certificates
+from tests.support.fakes import run
+from tests.support.peers import (
     WebsocketsPeer,
     krandog_server,
-    make_certificates,
     raw_server,
     read_request,
-    run,
     switching_protocols,
 )
 
@@ -271,7 +270,7 @@ def _answer_with(response: str):  # type: ignore[no-untyped-def]
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await read_request(reader)
-        from tests.client_support import accept_key
+        from tests.support.peers import accept_key
 
         writer.write(response.format(accept=accept_key(request["sec-websocket-key"])).encode())
         await reader.read()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import RunningServer
-from tests.http_helpers import Conn, get, module_server, post
+from tests.support.http_client import Conn, get, post
+from tests.support.servers import RunningServer
 
 LINE = re.compile(
     r'INFO: +(?P<client>\S+) - "(?P<method>\S+) (?P<path>.*) HTTP/(?P<version>1\.[01])" '
@@ -17,26 +16,20 @@ LINE = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with module_server("http_app:app") as srv:
-        yield srv
-
-
-def access_lines(server: RunningServer, needle: str, timeout: float = 3.0) -> list[re.Match]:
+def access_lines(http_app: RunningServer, needle: str, timeout: float = 3.0) -> list[re.Match]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [m for m in map(LINE.match, server.lines) if m and needle in m.group("path")]
+        found = [m for m in map(LINE.match, http_app.lines) if m and needle in m.group("path")]
         if found:
             return found
         time.sleep(0.02)
     return []
 
 
-def test_access_log_fields(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_access_log_fields(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.request(get("/log/fields?x=1"))
-    (m,) = access_lines(server, "/log/fields")
+    (m,) = access_lines(http_app, "/log/fields")
     assert m.group("client").startswith("127.0.0.1:")
     assert m.group("method") == "GET"
     assert m.group("path") == "/log/fields?x=1"
@@ -46,32 +39,32 @@ def test_access_log_fields(server: RunningServer) -> None:
     assert float(m.group("ms")) >= 0
 
 
-def test_access_log_duration(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_access_log_duration(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.request(get("/slow?delay=0.3&id=logdur"))
-    (m,) = access_lines(server, "id=logdur")
+    (m,) = access_lines(http_app, "id=logdur")
     assert 250 <= float(m.group("ms")) < 2000
 
 
-def test_access_log_size_of_streamed_response(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_access_log_size_of_streamed_response(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.request(get("/stream?n=4&size=100&tag=logsize"))
-    (m,) = access_lines(server, "tag=logsize")
+    (m,) = access_lines(http_app, "tag=logsize")
     assert m.group("size") == "400"
 
 
-def test_access_log_errors_and_500(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_access_log_errors_and_500(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.request(get("/raise?logerr=1"))
-    (m,) = access_lines(server, "logerr=1")
+    (m,) = access_lines(http_app, "logerr=1")
     assert m.group("status") == "500"
 
 
-def test_access_log_http10_and_post(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_access_log_http10_and_post(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(b"POST /echo?log10=1 HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc")
         c.read_all()
-    (m,) = access_lines(server, "log10=1")
+    (m,) = access_lines(http_app, "log10=1")
     assert m.group("method") == "POST"
     assert m.group("version") == "1.0"
 
@@ -84,30 +77,30 @@ def test_access_log_http10_and_post(server: RunningServer) -> None:
         ("/log/back\\slash", "back\\\\slash"),
     ],
 )
-def test_access_log_is_not_injectable(server: RunningServer, raw: str, needle: str) -> None:
-    with Conn(server.port) as c:
+def test_access_log_is_not_injectable(http_app: RunningServer, raw: str, needle: str) -> None:
+    with Conn(http_app.port) as c:
         c.request(get(raw))
-    found = access_lines(server, needle)
-    assert found, server.log[-2000:]
-    assert "\x1b" not in server.log
+    found = access_lines(http_app, needle)
+    assert found, http_app.log[-2000:]
+    assert "\x1b" not in http_app.log
     for m in found:
         assert "\n" not in m.group(0)
 
 
-def test_access_log_escapes_client_from_proxy_headers(server: RunningServer) -> None:
+def test_access_log_escapes_client_from_proxy_headers(http_app: RunningServer) -> None:
     """The client address can come from X-Forwarded-For (any visible byte, even obs-text such
     as NEL): it must not forge log fields or lines either."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         resp = c.request(
             b'GET /log/xff HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: evil" 200\x85INFO:\r\n\r\n'
         )
     assert resp.status == 200
     deadline = time.monotonic() + 3
-    while "/log/xff" not in server.log and time.monotonic() < deadline:
+    while "/log/xff" not in http_app.log and time.monotonic() < deadline:
         time.sleep(0.02)
-    (line,) = [ln for ln in server.lines if "/log/xff" in ln]
+    (line,) = [ln for ln in http_app.lines if "/log/xff" in ln]
     assert line.startswith('INFO:     evil\\" 200\\u0085INFO:0 - "GET /log/xff HTTP/1.1" 200')
-    assert "\x85" not in server.log
+    assert "\x85" not in http_app.log
 
 
 def test_no_access_log_flag(serve) -> None:

@@ -10,22 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
-from tests.http_helpers import (
-    Conn,
-    assert_alive,
-    get,
-    module_server,
-    post,
-    statuses,
-    wait_events,
-)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with module_server("http_app:app") as srv:
-        yield srv
+from tests.support.http_client import Conn, assert_alive, get, post, statuses, wait_events
+from tests.support.servers import RunningServer, module_server
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +20,8 @@ def rooted() -> Iterator[RunningServer]:
         yield srv
 
 
-def get_scope(server: RunningServer, request: bytes) -> dict:
-    with Conn(server.port) as c:
+def get_scope(http_app: RunningServer, request: bytes) -> dict:
+    with Conn(http_app.port) as c:
         resp = c.request(request)
     assert resp.status == 200, resp
     return resp.json()  # type: ignore[no-any-return]
@@ -44,9 +30,9 @@ def get_scope(server: RunningServer, request: bytes) -> dict:
 # -- scope ----------------------------------------------------------------------------------
 
 
-def test_scope_fields(server: RunningServer) -> None:
+def test_scope_fields(http_app: RunningServer) -> None:
     scope = get_scope(
-        server,
+        http_app,
         b"GET /scope?a=1&b=%20 HTTP/1.1\r\nHost: example.com:8080\r\nX-Mixed-Case: Value\r\n"
         b"Accept: */*\r\nX-Dup: 1\r\nX-Dup: 2\r\n\r\n",
     )
@@ -75,31 +61,31 @@ def test_scope_fields(server: RunningServer) -> None:
     assert types["client"] == ["str", "int"]
     assert types["server"] == ["str", "int"]
     assert scope["client"][0] == "127.0.0.1"
-    assert scope["server"] == ["127.0.0.1", server.port]
+    assert scope["server"] == ["127.0.0.1", http_app.port]
 
 
-def test_scope_http10(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_scope_http10(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(b"GET /scope HTTP/1.0\r\n\r\n")
         raw = c.read_all()
     assert b'"http_version": "1.0"' in raw
 
 
-def test_scope_methods_are_uppercase_strings(server: RunningServer) -> None:
+def test_scope_methods_are_uppercase_strings(http_app: RunningServer) -> None:
     for method in ("POST", "DELETE", "PATCH", "PUT", "OPTIONS"):
         scope = get_scope(
-            server,
+            http_app,
             f"{method} /scope HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode(),
         )
         assert scope["method"] == method
 
 
-def test_scope_state_is_a_shallow_copy_per_request(server: RunningServer) -> None:
-    first = get_scope(server, get("/scope"))
+def test_scope_state_is_a_shallow_copy_per_request(http_app: RunningServer) -> None:
+    first = get_scope(http_app, get("/scope"))
     assert first["state"]["boot"] == "yes"
     assert "mutated_by_request" not in first["state"]
     # The first request added a key to its copy: the second must not see it.
-    second = get_scope(server, get("/scope"))
+    second = get_scope(http_app, get("/scope"))
     assert "mutated_by_request" not in second["state"]
     assert second["state"]["shared"] == {"mutable": True}
 
@@ -112,73 +98,73 @@ def test_root_path(rooted: RunningServer) -> None:
     assert scope["query_string"] == "q=1"
 
 
-def test_headers_with_obs_text_are_passed_as_bytes(server: RunningServer) -> None:
-    scope = get_scope(server, b"GET /scope HTTP/1.1\r\nHost: x\r\nX-Latin: caf\xe9\r\n\r\n")
+def test_headers_with_obs_text_are_passed_as_bytes(http_app: RunningServer) -> None:
+    scope = get_scope(http_app, b"GET /scope HTTP/1.1\r\nHost: x\r\nX-Latin: caf\xe9\r\n\r\n")
     assert ["x-latin", "caf\xe9"] in scope["headers"]
 
 
 # -- receive ------------------------------------------------------------------------------
 
 
-def test_messages_after_response_are_ignored(server: RunningServer) -> None:
+def test_messages_after_response_are_ignored(http_app: RunningServer) -> None:
     """ASGI: after the final body "any further messages on the channel will be ignored", and
     receive() returns http.disconnect. Nothing reaches the wire: the connection stays clean."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         assert c.request(get("/after-complete")).body == b"done"
-        found = wait_events(server, "", "after-complete")
+        found = wait_events(http_app, "", "after-complete")
         assert c.request(get("/next")).body == b"GET /next"
     assert found
     assert found[-1]["receive"] == "http.disconnect"
     assert found[-1]["raised"] is None
 
 
-def test_disconnect_delivered_when_client_goes_away(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_disconnect_delivered_when_client_goes_away(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(post("/wait-disconnect?tag=d1", b"abc"))
-        assert wait_events(server, "d1", "waiting")
+        assert wait_events(http_app, "d1", "waiting")
     t0 = time.monotonic()
-    found = wait_events(server, "d1", "disconnect")
+    found = wait_events(http_app, "d1", "disconnect")
     assert found
     assert found[0]["message"] == "http.disconnect"
     assert found[0]["t"] - t0 < 2
 
 
-def test_send_after_disconnect_raises_oserror(server: RunningServer) -> None:
+def test_send_after_disconnect_raises_oserror(http_app: RunningServer) -> None:
     """ASGI spec 2.4: send on a closed connection raises an OSError subclass."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(get("/wait-disconnect?tag=d2"))
-        assert wait_events(server, "d2", "waiting")
-    found = wait_events(server, "d2", "send-after-disconnect")
+        assert wait_events(http_app, "d2", "waiting")
+    found = wait_events(http_app, "d2", "send-after-disconnect")
     assert found
     assert found[0]["oserror"] is True
     # ... and the server does not log it as an application error (ASGI: "should not log").
     time.sleep(0.2)
-    assert "ClientDisconnected" not in server.log
+    assert "ClientDisconnected" not in http_app.log
 
 
-def test_disconnect_mid_body(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_disconnect_mid_body(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(b"POST /wait-body?tag=mb HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
         c.send(b"x" * 10)
         time.sleep(0.2)
-    found = wait_events(server, "mb", "body-wait")
+    found = wait_events(http_app, "mb", "body-wait")
     assert found
     assert found[0]["message"] == "http.disconnect"
 
 
-def test_disconnect_mid_response_stream(server: RunningServer) -> None:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+def test_disconnect_mid_response_stream(http_app: RunningServer) -> None:
+    sock = socket.create_connection(("127.0.0.1", http_app.port), timeout=5)
     sock.sendall(get("/stream-forever?tag=sf"))
     sock.recv(65536)
     sock.close()
-    found = wait_events(server, "sf", "stream-end")
+    found = wait_events(http_app, "sf", "stream-end")
     assert found
     assert found[0]["oserror"] is True
 
 
-def test_half_close_still_gets_the_response(server: RunningServer) -> None:
+def test_half_close_still_gets_the_response(http_app: RunningServer) -> None:
     """A client that shuts down its write side after the request still reads the answer."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(get("/slow?delay=0.2&id=hc") + get("/second"))
         c.sock.shutdown(socket.SHUT_WR)
         raw = c.read_all(3)
@@ -188,11 +174,11 @@ def test_half_close_still_gets_the_response(server: RunningServer) -> None:
     assert raw.endswith(b"GET /second")
 
 
-def test_half_close_mid_body_is_a_disconnect(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_half_close_mid_body_is_a_disconnect(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(b"POST /wait-body?tag=hb HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
         c.sock.shutdown(socket.SHUT_WR)
-        found = wait_events(server, "hb", "body-wait")
+        found = wait_events(http_app, "hb", "body-wait")
         assert found
         assert found[0]["message"] == "http.disconnect"
         assert c.closed_by_server(3)
@@ -201,18 +187,18 @@ def test_half_close_mid_body_is_a_disconnect(server: RunningServer) -> None:
 # -- application errors -------------------------------------------------------------------
 
 
-def test_exception_before_response_gives_500_and_traceback(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_exception_before_response_gives_500_and_traceback(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/raise"))
         assert resp.status == 500
         assert resp.closes
         assert c.closed_by_server()
-    assert server.wait_for_log("boom-before-start")
-    assert "Traceback" in server.log
+    assert http_app.wait_for_log("boom-before-start")
+    assert "Traceback" in http_app.log
 
 
-def test_exception_after_start_closes_connection(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_exception_after_start_closes_connection(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(get("/raise-after-start"))
         raw = c.read_all(3)
         assert c.eof
@@ -221,27 +207,27 @@ def test_exception_after_start_closes_connection(server: RunningServer) -> None:
     assert raw.startswith(b"HTTP/1.1 200")
     assert b"partial" in raw
     assert not raw.endswith(b"0\r\n\r\n")
-    assert server.wait_for_log("boom-after-start")
+    assert http_app.wait_for_log("boom-after-start")
 
 
-def test_exception_after_start_before_body_can_still_be_500(server: RunningServer) -> None:
+def test_exception_after_start_before_body_can_still_be_500(http_app: RunningServer) -> None:
     """Nothing was written yet (the head waits for the body): the server may still send 500."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(get("/raise-after-start-nobody"))
         raw = c.read_all(3)
     assert statuses(raw) == [500]
     assert raw.endswith(b"Internal Server Error")
 
 
-def test_app_returning_without_response_gives_500(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_app_returning_without_response_gives_500(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/no-response"))
         assert resp.status == 500
-    assert server.wait_for_log("without starting response")
+    assert http_app.wait_for_log("without starting response")
 
 
-def test_app_returning_with_incomplete_response_closes(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_app_returning_with_incomplete_response_closes(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(get("/incomplete"))
         raw = c.read_all(3)
         assert c.eof
@@ -249,16 +235,16 @@ def test_app_returning_with_incomplete_response_closes(server: RunningServer) ->
     assert not raw.endswith(b"0\r\n\r\n")
 
 
-def test_short_content_length_closes(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_short_content_length_closes(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(get("/short-cl"))
         raw = c.read_all(3)
         assert c.eof
     assert raw.endswith(b"12345")
 
 
-def test_long_content_length_is_stopped(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_long_content_length_is_stopped(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(get("/long-cl"))
         raw = c.read_all(3)
         assert c.eof
@@ -269,22 +255,22 @@ def test_long_content_length_is_stopped(server: RunningServer) -> None:
         assert len(body) <= 3
     else:
         assert statuses(raw) == [500]
-    found = wait_events(server, "", "long-cl")
+    found = wait_events(http_app, "", "long-cl")
     assert found
     assert found[-1]["raised"] is not None
 
 
-def test_app_return_value_is_logged_not_fatal(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_app_return_value_is_logged_not_fatal(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         assert c.request(get("/return-value")).status == 200
         assert c.request(get("/x")).status == 200
 
 
 @pytest.mark.parametrize("kind", ["body-before-start", "unknown-type", "start-twice"])
-def test_send_state_machine_errors(server: RunningServer, kind: str) -> None:
-    with Conn(server.port) as c:
+def test_send_state_machine_errors(http_app: RunningServer, kind: str) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get(f"/protocol-errors?kind={kind}"))
-    found = wait_events(server, kind, "protocol")
+    found = wait_events(http_app, kind, "protocol")
     assert found
     assert found[0]["raised"] == "RuntimeError"
     # The misuse was reported to the app; its valid response afterwards still goes out.
@@ -316,8 +302,8 @@ BAD_HEADERS = [
 
 
 @pytest.mark.parametrize("kind", BAD_HEADERS)
-def test_invalid_response_headers_give_500(server: RunningServer, kind: str) -> None:
-    with Conn(server.port) as c:
+def test_invalid_response_headers_give_500(http_app: RunningServer, kind: str) -> None:
+    with Conn(http_app.port) as c:
         c.send(get(f"/headers?kind={kind}"))
         raw = c.read_all(2)
     assert statuses(raw) == [500], raw
@@ -326,8 +312,8 @@ def test_invalid_response_headers_give_500(server: RunningServer, kind: str) -> 
 
 
 @pytest.mark.parametrize("kind", ["ok-obs-text", "ok-set-cookie", "ok-upper", "ok-tuple-list"])
-def test_valid_response_headers_pass(server: RunningServer, kind: str) -> None:
-    with Conn(server.port) as c:
+def test_valid_response_headers_pass(http_app: RunningServer, kind: str) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get(f"/headers?kind={kind}"))
     assert resp.status == 200
     if kind == "ok-set-cookie":
@@ -337,20 +323,20 @@ def test_valid_response_headers_pass(server: RunningServer, kind: str) -> None:
 
 
 @pytest.mark.parametrize("status", ["99", "100", "103", "101", "1000", "600", "-1", "abc"])
-def test_invalid_status_gives_500(server: RunningServer, status: str) -> None:
-    with Conn(server.port) as c:
+def test_invalid_status_gives_500(http_app: RunningServer, status: str) -> None:
+    with Conn(http_app.port) as c:
         c.send(get(f"/bad-status?status={status}"))
         raw = c.read_all(2)
     assert statuses(raw) == [500], raw
 
 
-def test_server_survives_errors(server: RunningServer) -> None:
+def test_server_survives_errors(http_app: RunningServer) -> None:
     for path in ("/raise", "/headers?kind=crlf-value", "/no-response", "/incomplete"):
-        with Conn(server.port) as c:
+        with Conn(http_app.port) as c:
             c.send(get(path))
             c.read_all(0.5)
-    assert_alive(server)
-    r = httpx.get(server.url + "/stream?n=2&size=2")
+    assert_alive(http_app)
+    r = httpx.get(http_app.url + "/stream?n=2&size=2")
     assert r.text == "aabb"
 
 
@@ -379,7 +365,7 @@ def test_scope_over_unix_socket(tmp_path) -> None:  # type: ignore[no-untyped-de
     import subprocess
     import sys
 
-    from tests.conftest import APPS, ROOT
+    from tests.support.servers import APPS, ROOT
 
     path = tmp_path / "s.sock"
     proc = subprocess.Popen(

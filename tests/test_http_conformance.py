@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
-from tests.http_helpers import Conn, chunked, get, module_server, post
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with module_server("http_app:app") as srv:
-        yield srv
-
+from tests.support.http_client import Conn, chunked, get, post
+from tests.support.servers import RunningServer
 
 # -- default headers ----------------------------------------------------------------------
 
 
-def test_date_and_server_headers(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_date_and_server_headers(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/"))
     assert resp.status == 200
     assert resp.header("server") == b"krandog-asgi"
@@ -39,16 +31,16 @@ def test_date_and_server_headers(server: RunningServer) -> None:
     assert len(resp.header_all("date")) == 1
 
 
-def test_date_header_is_refreshed(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_date_header_is_refreshed(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         first = c.request(get("/")).header("date")
         time.sleep(2.2)
         second = c.request(get("/")).header("date")
     assert first != second
 
 
-def test_app_server_and_date_headers_replace_defaults(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_app_server_and_date_headers_replace_defaults(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/server-header"))
     assert resp.header_all("server") == [b"my-app"]
     assert resp.header_all("date") == [b"yesterday"]
@@ -73,16 +65,16 @@ def test_header_flags(serve) -> None:
 # -- response framing ---------------------------------------------------------------------
 
 
-def test_content_length_response(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_content_length_response(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/"))
     assert resp.header("content-length") == b"5"
     assert resp.body == b"GET /"
     assert resp.header("transfer-encoding") is None
 
 
-def test_streaming_response_is_chunked_on_http11(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_streaming_response_is_chunked_on_http11(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/stream?n=3&size=5"))
         assert resp.chunked
         assert resp.body == b"aaaaabbbbbccccc"
@@ -92,8 +84,8 @@ def test_streaming_response_is_chunked_on_http11(server: RunningServer) -> None:
         assert c.request(get("/again")).body == b"GET /again"
 
 
-def test_streaming_response_is_close_delimited_on_http10(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_streaming_response_is_close_delimited_on_http10(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(b"GET /stream?n=2&size=3 HTTP/1.0\r\n\r\n")
         raw = c.read_all()
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -105,8 +97,8 @@ def test_streaming_response_is_close_delimited_on_http10(server: RunningServer) 
     assert c.eof
 
 
-def test_http10_keep_alive_honoured(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_http10_keep_alive_honoured(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(b"GET /one HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         assert resp.body == b"GET /one"
         assert resp.header("connection") == b"keep-alive"
@@ -117,17 +109,17 @@ def test_http10_keep_alive_honoured(server: RunningServer) -> None:
         assert c.closed_by_server()
 
 
-def test_http10_without_keep_alive_closes(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_http10_without_keep_alive_closes(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(b"GET / HTTP/1.0\r\n\r\n")
         assert resp.status == 200
         assert resp.closes
         assert c.closed_by_server()
 
 
-def test_http10_keep_alive_with_streaming_response_closes(server: RunningServer) -> None:
+def test_http10_keep_alive_with_streaming_response_closes(http_app: RunningServer) -> None:
     """No Content-Length on 1.0 means a close-delimited body, whatever the client asked."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         raw = c.read_all()
     assert b"connection: close" in raw.lower()
@@ -135,39 +127,39 @@ def test_http10_keep_alive_with_streaming_response_closes(server: RunningServer)
     assert c.eof
 
 
-def test_http11_keep_alive_by_default(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_http11_keep_alive_by_default(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         for i in range(20):
             resp = c.request(get(f"/k{i}"))
             assert resp.body == f"GET /k{i}".encode()
             assert not resp.closes
 
 
-def test_connection_close_request_honoured(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_connection_close_request_honoured(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/", extra="Connection: close\r\n"))
         assert resp.status == 200
         assert resp.closes
         assert c.closed_by_server()
 
 
-def test_connection_close_token_in_list(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_connection_close_token_in_list(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/", extra="Connection: foo, close\r\n"))
         assert resp.closes
         assert c.closed_by_server()
 
 
-def test_app_connection_close_header(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_app_connection_close_header(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/connection-close"))
         assert resp.body == b"bye"
         assert resp.header_all("connection") == [b"close"]
         assert c.closed_by_server()
 
 
-def test_app_transfer_encoding_is_ignored(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_app_transfer_encoding_is_ignored(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/te-from-app"))
         assert resp.header("transfer-encoding") is None
         assert resp.header("content-length") == b"5"
@@ -178,8 +170,8 @@ def test_app_transfer_encoding_is_ignored(server: RunningServer) -> None:
 # -- HEAD, 204, 304 -----------------------------------------------------------------------
 
 
-def test_head_sends_no_body_but_keeps_content_length(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_head_sends_no_body_but_keeps_content_length(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(b"HEAD /abc HTTP/1.1\r\nHost: x\r\n\r\n", method="HEAD")
         assert resp.status == 200
         assert resp.header("content-length") == b"9"  # len("HEAD /abc")
@@ -187,41 +179,41 @@ def test_head_sends_no_body_but_keeps_content_length(server: RunningServer) -> N
         assert c.request(get("/next")).body == b"GET /next"
 
 
-def test_head_streaming_response_has_no_body_or_chunks(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_head_streaming_response_has_no_body_or_chunks(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(b"HEAD /head-stream HTTP/1.1\r\nHost: x\r\n\r\n", method="HEAD")
         assert resp.status == 200
         assert c.request(get("/next")).body == b"GET /next"
 
 
 @pytest.mark.parametrize("status", [204, 304])
-def test_no_body_statuses(server: RunningServer, status: int) -> None:
-    with Conn(server.port) as c:
+def test_no_body_statuses(http_app: RunningServer, status: int) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get(f"/status/{status}?cl=0"))
         assert resp.status == status
         assert resp.header("transfer-encoding") is None
         assert c.request(get("/next")).body == b"GET /next"
 
 
-def test_204_never_carries_content_length(server: RunningServer) -> None:
+def test_204_never_carries_content_length(http_app: RunningServer) -> None:
     """RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204 response."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/status/204"))
         assert resp.status == 204
         assert resp.header("content-length") is None
         assert c.request(get("/next")).body == b"GET /next"
 
 
-def test_304_keeps_content_length_but_sends_no_body(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_304_keeps_content_length_but_sends_no_body(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/status/304"))
         assert resp.status == 304
         assert c.request(get("/next")).body == b"GET /next"
 
 
 @pytest.mark.parametrize("status", [200, 201, 404, 418, 500, 599, 299])
-def test_status_codes_pass_through(server: RunningServer, status: int) -> None:
-    with Conn(server.port) as c:
+def test_status_codes_pass_through(http_app: RunningServer, status: int) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get(f"/status/{status}"))
     assert resp.status == status
     assert resp.body == b"body that must not be sent"
@@ -230,34 +222,34 @@ def test_status_codes_pass_through(server: RunningServer, status: int) -> None:
 # -- request bodies -----------------------------------------------------------------------
 
 
-def test_content_length_body(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_content_length_body(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(post("/echo", b"hello world"))
         assert resp.body == b"hello world"
         resp = c.request(post("/echo", b""))
         assert resp.body == b""
 
 
-def test_chunked_body_is_decoded(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_chunked_body_is_decoded(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(chunked("/echo", [b"hello", b" ", b"world" * 100]))
         assert resp.body == b"hello world" + b"world" * 99
         assert c.request(get("/next")).body == b"GET /next"
 
 
-def test_chunked_with_extensions_and_trailers(server: RunningServer) -> None:
+def test_chunked_with_extensions_and_trailers(http_app: RunningServer) -> None:
     req = (
         b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5;name=value\r\nhello\r\n0\r\nX-Trailer: yes\r\n\r\n"
     )
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         assert c.request(req).body == b"hello"
         assert c.request(get("/next")).body == b"GET /next"
 
 
-def test_large_body_arrives_in_several_events(server: RunningServer) -> None:
+def test_large_body_arrives_in_several_events(http_app: RunningServer) -> None:
     body = bytes(range(256)) * 4096  # 1 MiB
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(b"POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
         for i in range(0, len(body), 65536):
             c.send(body[i : i + 65536])
@@ -270,16 +262,16 @@ def test_large_body_arrives_in_several_events(server: RunningServer) -> None:
     assert all(m["type"] == "http.request" for m in data["messages"])
 
 
-def test_large_body_integrity(server: RunningServer) -> None:
+def test_large_body_integrity(http_app: RunningServer) -> None:
     body = bytes(range(256)) * 8192  # 2 MiB
-    r = httpx.post(server.url + "/echo", content=body, timeout=10)
+    r = httpx.post(http_app.url + "/echo", content=body, timeout=10)
     assert r.content == body
-    r = httpx.post(server.url + "/echo", content=iter([body[:1000], body[1000:]]), timeout=10)
+    r = httpx.post(http_app.url + "/echo", content=iter([body[:1000], body[1000:]]), timeout=10)
     assert r.content == body
 
 
-def test_get_without_body_gets_one_empty_request_event(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_get_without_body_gets_one_empty_request_event(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         data = c.request(get("/messages")).json()
     assert data["messages"] == [{"type": "http.request", "size": 0, "more_body": False}]
 
@@ -287,8 +279,8 @@ def test_get_without_body_gets_one_empty_request_event(server: RunningServer) ->
 # -- Expect: 100-continue -----------------------------------------------------------------
 
 
-def test_expect_100_continue_sent_when_app_reads(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_expect_100_continue_sent_when_app_reads(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(
             b"POST /expect?read=1&delay=0.3 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
             b"Expect: 100-continue\r\n\r\n"
@@ -306,9 +298,9 @@ def test_expect_100_continue_sent_when_app_reads(server: RunningServer) -> None:
 
 
 def test_expect_100_continue_not_sent_when_app_answers_without_reading(
-    server: RunningServer,
+    http_app: RunningServer,
 ) -> None:
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(
             b"POST /expect?read=0&delay=0.1&status=413 HTTP/1.1\r\nHost: x\r\n"
             b"Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n"
@@ -321,9 +313,9 @@ def test_expect_100_continue_not_sent_when_app_answers_without_reading(
         assert c.closed_by_server()
 
 
-def test_expect_100_continue_ignored_for_http10(server: RunningServer) -> None:
+def test_expect_100_continue_ignored_for_http10(http_app: RunningServer) -> None:
     """RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request MUST be ignored."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(
             b"POST /expect?read=1&delay=0 HTTP/1.0\r\nContent-Length: 5\r\n"
             b"Expect: 100-continue\r\n\r\n"
@@ -336,14 +328,14 @@ def test_expect_100_continue_ignored_for_http10(server: RunningServer) -> None:
     assert data.endswith(b"read hello")
 
 
-def test_unknown_expectation_gets_417(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_unknown_expectation_gets_417(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/", extra="Expect: something-else\r\n"))
     assert resp.status == 417
 
 
-def test_expect_100_continue_with_httpx(server: RunningServer) -> None:
-    r = httpx.post(server.url + "/echo", content=b"x" * 1000, headers={"Expect": "100-continue"})
+def test_expect_100_continue_with_httpx(http_app: RunningServer) -> None:
+    r = httpx.post(http_app.url + "/echo", content=b"x" * 1000, headers={"Expect": "100-continue"})
     assert r.status_code == 200
     assert r.content == b"x" * 1000
 
@@ -351,33 +343,33 @@ def test_expect_100_continue_with_httpx(server: RunningServer) -> None:
 # -- request target -----------------------------------------------------------------------
 
 
-def scope_of(server: RunningServer, request: bytes) -> dict:
-    with Conn(server.port) as c:
+def scope_of(http_app: RunningServer, request: bytes) -> dict:
+    with Conn(http_app.port) as c:
         resp = c.request(request)
     assert resp.status == 200, resp
     return resp.json()  # type: ignore[no-any-return]
 
 
-def test_absolute_form_target(server: RunningServer) -> None:
-    scope = scope_of(server, get("http://example.com/scope?x=1"))
+def test_absolute_form_target(http_app: RunningServer) -> None:
+    scope = scope_of(http_app, get("http://example.com/scope?x=1"))
     assert scope["path"] == "/scope"
     assert scope["raw_path"] == "/scope"
     assert scope["query_string"] == "x=1"
 
 
-def test_absolute_form_authority_replaces_host(server: RunningServer) -> None:
+def test_absolute_form_authority_replaces_host(http_app: RunningServer) -> None:
     """RFC 9112 §3.2.2: with an absolute-form target the server MUST ignore Host and use the
     target's authority."""
-    scope = scope_of(server, b"GET http://example.com:8080/scope HTTP/1.1\r\nHost: other\r\n\r\n")
+    scope = scope_of(http_app, b"GET http://example.com:8080/scope HTTP/1.1\r\nHost: other\r\n\r\n")
     assert ["host", "example.com:8080"] in scope["headers"]
     assert ["host", "other"] not in scope["headers"]
-    scope = scope_of(server, b"GET https://[::1]/scope?q HTTP/1.1\r\nHost: other\r\n\r\n")
+    scope = scope_of(http_app, b"GET https://[::1]/scope?q HTTP/1.1\r\nHost: other\r\n\r\n")
     assert ["host", "[::1]"] in scope["headers"]
     assert scope["query_string"] == "q"
 
 
-def test_absolute_form_http10_without_host(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_absolute_form_http10_without_host(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(b"GET http://example.com/scope HTTP/1.0\r\n\r\n")
         raw = c.read_all()
     assert b'"headers": [["host", "example.com"]]' in raw
@@ -386,66 +378,66 @@ def test_absolute_form_http10_without_host(server: RunningServer) -> None:
 @pytest.mark.parametrize(
     "target", [b"http://user@example.com/", b"ftp://example.com/", b"example.com:80", b"http:/x"]
 )
-def test_bad_absolute_form_targets(server: RunningServer, target: bytes) -> None:
-    with Conn(server.port) as c:
+def test_bad_absolute_form_targets(http_app: RunningServer, target: bytes) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert resp.status == 400
         assert c.closed_by_server()
 
 
-def test_options_asterisk(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_options_asterisk(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
     assert resp.status == 200
     assert resp.body == b"OPTIONS *"
 
 
-def test_asterisk_only_for_options(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_asterisk_only_for_options(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(b"GET * HTTP/1.1\r\nHost: x\r\n\r\n")
         assert resp.status == 400
         assert c.closed_by_server()
 
 
-def test_percent_decoding(server: RunningServer) -> None:
-    scope = scope_of(server, get("/scope/%2Fx/caf%C3%A9%20y?q=%20a&b"))
+def test_percent_decoding(http_app: RunningServer) -> None:
+    scope = scope_of(http_app, get("/scope/%2Fx/caf%C3%A9%20y?q=%20a&b"))
     # %2F is decoded in path (ASGI: "percent-encoded sequences decoded") but kept in raw_path.
     assert scope["path"] == "/scope//x/café y"
     assert scope["raw_path"] == "/scope/%2Fx/caf%C3%A9%20y"
     assert scope["query_string"] == "q=%20a&b"
 
 
-def test_invalid_utf8_in_path_does_not_break(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_invalid_utf8_in_path_does_not_break(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(get("/%ff%fe"))
         assert resp.status == 200
         assert c.request(get("/next")).body == b"GET /next"
 
 
-def test_http12_is_answered_as_http11(server: RunningServer) -> None:
+def test_http12_is_answered_as_http11(http_app: RunningServer) -> None:
     """RFC 9110 §6.2: a higher minor version is served with the highest version we support."""
-    scope = scope_of(server, b"GET /scope HTTP/1.2\r\nHost: x\r\n\r\n")
+    scope = scope_of(http_app, b"GET /scope HTTP/1.2\r\nHost: x\r\n\r\n")
     assert scope["http_version"] == "1.1"
 
 
-def test_header_whitespace_is_trimmed(server: RunningServer) -> None:
-    scope = scope_of(server, b"GET /scope HTTP/1.1\r\nHost: x\r\nX-Pad: \t value  \t\r\n\r\n")
+def test_header_whitespace_is_trimmed(http_app: RunningServer) -> None:
+    scope = scope_of(http_app, b"GET /scope HTTP/1.1\r\nHost: x\r\nX-Pad: \t value  \t\r\n\r\n")
     assert ["x-pad", "value"] in scope["headers"]
 
 
-def test_empty_header_value(server: RunningServer) -> None:
-    scope = scope_of(server, b"GET /scope HTTP/1.1\r\nHost: x\r\nX-Empty:\r\n\r\n")
+def test_empty_header_value(http_app: RunningServer) -> None:
+    scope = scope_of(http_app, b"GET /scope HTTP/1.1\r\nHost: x\r\nX-Empty:\r\n\r\n")
     assert ["x-empty", ""] in scope["headers"]
 
 
-def test_leading_crlf_before_request_is_tolerated(server: RunningServer) -> None:
+def test_leading_crlf_before_request_is_tolerated(http_app: RunningServer) -> None:
     """RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         assert c.request(b"\r\n" + get("/x")).body == b"GET /x"
 
 
-def test_request_methods(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_request_methods(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"]:
             resp = c.request(
                 f"{method} /m HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
@@ -467,11 +459,11 @@ def test_request_methods(server: RunningServer) -> None:
     ids=["app-raises", "app-no-response", "no-host", "uri-too-long"],
 )
 def test_error_answers_to_head_have_no_body(
-    server: RunningServer, request_bytes: bytes, status: int
+    http_app: RunningServer, request_bytes: bytes, status: int
 ) -> None:
     """RFC 9110 §9.3.2: no content in a response to HEAD, the server's own errors included (a
     pipelining client would read the body as the next response)."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(request_bytes)
         resp = c.read_response("HEAD")
         assert resp.status == status
@@ -479,19 +471,19 @@ def test_error_answers_to_head_have_no_body(
         assert c.read_all(1.0) == b""  # no body bytes, then the close
 
 
-def test_unknown_method_gets_501_and_the_server_keeps_serving(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_unknown_method_gets_501_and_the_server_keeps_serving(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         resp = c.request(b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")
     assert resp.status == 501
     assert resp.closes
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         assert c.request(get("/")).status == 200
 
 
-def test_empty_elements_of_transfer_encoding_are_ignored(server: RunningServer) -> None:
+def test_empty_elements_of_transfer_encoding_are_ignored(http_app: RunningServer) -> None:
     """RFC 9110 §5.6.1: a recipient MUST ignore empty list elements: ``, chunked`` is chunked."""
     body = b"3\r\nabc\r\n0\r\n\r\n"
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         resp = c.request(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked\r\n\r\n" + body
         )
@@ -501,10 +493,10 @@ def test_empty_elements_of_transfer_encoding_are_ignored(server: RunningServer) 
 
 
 @pytest.mark.parametrize("value", [b"", b" ", b",", b"100-continue, "])
-def test_empty_expect_members_are_ignored(server: RunningServer, value: bytes) -> None:
+def test_empty_expect_members_are_ignored(http_app: RunningServer, value: bytes) -> None:
     """RFC 9110 §10.1.1: 417 only for a member other than 100-continue; an empty list has
     none."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         resp = c.request(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect:%s\r\n\r\nabc" % value
         )
@@ -512,20 +504,20 @@ def test_empty_expect_members_are_ignored(server: RunningServer, value: bytes) -
     assert resp.body == b"abc"
 
 
-def test_rfc9110_reason_phrases(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_rfc9110_reason_phrases(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         c.send(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         raw = c.read_all(2.0)
     assert raw.startswith(b"HTTP/1.1 414 URI Too Long\r\n")
 
 
 @pytest.mark.parametrize("order", ["unknown-first", "unknown-last"])
-def test_expect_lines_form_one_list(server: RunningServer, order: str) -> None:
+def test_expect_lines_form_one_list(http_app: RunningServer, order: str) -> None:
     """RFC 9110 §5.3: several Expect lines are one list; an unknown member anywhere is 417."""
     lines = [b"Expect: 100-continue\r\n", b"Expect: foo\r\n"]
     if order == "unknown-first":
         lines.reverse()
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         resp = c.request(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
             + b"".join(lines)

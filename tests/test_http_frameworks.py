@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
-from tests.http_helpers import get, module_server
+from tests.support.http_client import get
+from tests.support.servers import RunningServer, module_server
 
 FILE_BYTES = bytes(range(256)) * 4096
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import start_server
+from tests.support.servers import start_server
 
 
 def run_until_exit(app: str, *flags: str, env: dict[str, str] | None = None) -> tuple[int, str]:

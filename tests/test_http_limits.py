@@ -13,14 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, raw_request
-from tests.http_helpers import Conn, assert_alive, get, module_server, post, statuses
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with module_server("http_app:app") as srv:
-        yield srv
+from tests.support.http_client import Conn, assert_alive, get, post, statuses
+from tests.support.servers import RunningServer, module_server, raw_request
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +47,11 @@ def exchange(port: int, data: bytes, timeout: float = 2.0) -> tuple[bytes, bool]
 # -- request line -------------------------------------------------------------------------
 
 
-def test_default_request_line_limit_is_8k(server: RunningServer) -> None:
+def test_default_request_line_limit_is_8k(http_app: RunningServer) -> None:
     ok = "/" + "a" * (8 * 1024 - 100)
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         assert c.request(get(ok)).status == 200
-    raw, closed = exchange(server.port, get("/" + "a" * (8 * 1024 + 10)))
+    raw, closed = exchange(http_app.port, get("/" + "a" * (8 * 1024 + 10)))
     assert statuses(raw) == [414]
     assert closed
 
@@ -88,26 +82,26 @@ def test_request_line_limit_when_sent_in_pieces(small: RunningServer) -> None:
 # -- header block -------------------------------------------------------------------------
 
 
-def test_default_header_block_limit_is_64k(server: RunningServer) -> None:
+def test_default_header_block_limit_is_64k(http_app: RunningServer) -> None:
     # Just under: several big headers (cookies, JWTs) are fine.
     headers = "".join(f"X-Big-{i}: {'v' * 7000}\r\n" for i in range(8))
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         assert c.request(get("/", extra=headers)).status == 200
     headers = "".join(f"X-Big-{i}: {'v' * 7000}\r\n" for i in range(10))
-    raw, closed = exchange(server.port, get("/", extra=headers))
+    raw, closed = exchange(http_app.port, get("/", extra=headers))
     assert statuses(raw) == [431]
     assert closed
 
 
-def test_huge_single_header_is_431(server: RunningServer) -> None:
-    raw, closed = exchange(server.port, get("/", extra=f"X-Huge: {'v' * 100_000}\r\n"))
+def test_huge_single_header_is_431(http_app: RunningServer) -> None:
+    raw, closed = exchange(http_app.port, get("/", extra=f"X-Huge: {'v' * 100_000}\r\n"))
     assert statuses(raw) == [431]
     assert closed
 
 
-def test_endless_header_is_cut(server: RunningServer) -> None:
+def test_endless_header_is_cut(http_app: RunningServer) -> None:
     """A header that never ends is refused once the limit is passed, not buffered forever."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: ")
         sent = 0
         try:
@@ -144,16 +138,16 @@ def test_header_field_count_limit(small: RunningServer) -> None:
     assert closed
 
 
-def test_default_field_count_limit_is_100(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_default_field_count_limit_is_100(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         assert c.request(get("/", extra="X-A: 1\r\n" * 99)).status == 200
-    raw, _ = exchange(server.port, get("/", extra="X-A: 1\r\n" * 101))
+    raw, _ = exchange(http_app.port, get("/", extra="X-A: 1\r\n" * 101))
     assert statuses(raw) == [431]
 
 
-def test_trailer_section_is_bounded(server: RunningServer) -> None:
+def test_trailer_section_is_bounded(http_app: RunningServer) -> None:
     """Trailers are header fields too: an endless trailer is refused, not buffered."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         c.send(b"3\r\nabc\r\n0\r\nX-Trailer: ")
         sent = 0
@@ -211,9 +205,9 @@ def test_body_limit_content_length_read_slowly(small: RunningServer) -> None:
         assert c.read_response().status == 200
 
 
-def test_no_body_limit_by_default(server: RunningServer) -> None:
+def test_no_body_limit_by_default(http_app: RunningServer) -> None:
     body = b"y" * (5 * 1024 * 1024)
-    r = httpx.post(server.url + "/echo", content=body, timeout=20)
+    r = httpx.post(http_app.url + "/echo", content=body, timeout=20)
     assert r.status_code == 200
     assert len(r.content) == len(body)
 
@@ -351,8 +345,8 @@ def test_keep_alive_timeout_does_not_cut_a_slow_upload(fast_timeouts: RunningSer
         assert c.read_response().body == b"x" * 10
 
 
-def test_default_keep_alive_is_5s(server: RunningServer) -> None:
-    with Conn(server.port) as c:
+def test_default_keep_alive_is_5s(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
         assert c.request(get("/")).status == 200
         time.sleep(3.5)
         assert c.request(get("/again")).status == 200
@@ -405,12 +399,12 @@ def test_limits_do_not_kill_the_server(small: RunningServer) -> None:
         assert c.request(get("/alive")).body == b"GET /alive"
 
 
-def test_server_alive(server: RunningServer) -> None:
-    assert_alive(server)
+def test_server_alive(http_app: RunningServer) -> None:
+    assert_alive(http_app)
 
 
 def test_keep_alive_zero_closes_after_each_response(serve) -> None:
-    server = serve("basic:hello", "--timeout-keep-alive", "0")
-    data = raw_request(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
+    http_app = serve("basic:hello", "--timeout-keep-alive", "0")
+    data = raw_request(http_app.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
     assert data.startswith(b"HTTP/1.1 200 ")
     assert b"connection: close\r\n" in data.lower()

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import RunningServer
-from tests.http_helpers import Conn, get, module_server
+from tests.support.http_client import Conn, get
+from tests.support.servers import RunningServer, module_server
 
 
 def scope_with(server: RunningServer, extra: str) -> dict:
@@ -16,13 +16,6 @@ def scope_with(server: RunningServer, extra: str) -> dict:
         resp = c.request(get("/scope", extra=extra))
     assert resp.status == 200
     return resp.json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module")
-def default() -> Iterator[RunningServer]:
-    """Defaults: proxy headers on, only 127.0.0.1 trusted (the test client is 127.0.0.1)."""
-    with module_server("http_app:app") as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -45,21 +38,21 @@ def disabled() -> Iterator[RunningServer]:
         yield srv
 
 
-def test_trusted_peer_sets_client_and_scheme(default: RunningServer) -> None:
-    scope = scope_with(default, "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n")
+def test_trusted_peer_sets_client_and_scheme(http_app: RunningServer) -> None:
+    scope = scope_with(http_app, "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n")
     assert scope["client"][0] == "203.0.113.7"
     assert isinstance(scope["client"][1], int)
     assert scope["scheme"] == "https"
 
 
-def test_client_cannot_spoof_by_prepending(default: RunningServer) -> None:
+def test_client_cannot_spoof_by_prepending(http_app: RunningServer) -> None:
     """Only the hop written by our trusted proxy (the rightmost) counts."""
-    scope = scope_with(default, "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n")
+    scope = scope_with(http_app, "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n")
     assert scope["client"][0] == "203.0.113.7"
 
 
-def test_duplicate_xff_headers_are_joined(default: RunningServer) -> None:
-    scope = scope_with(default, "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 198.51.100.1\r\n")
+def test_duplicate_xff_headers_are_joined(http_app: RunningServer) -> None:
+    scope = scope_with(http_app, "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 198.51.100.1\r\n")
     assert scope["client"][0] == "198.51.100.1"
 
 
@@ -80,15 +73,15 @@ def test_hop_with_port_and_ipv6(chain: RunningServer) -> None:
     assert scope["client"][0] == "2001:db8::2"
 
 
-def test_last_proto_wins(default: RunningServer) -> None:
-    scope = scope_with(default, "X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n")
+def test_last_proto_wins(http_app: RunningServer) -> None:
+    scope = scope_with(http_app, "X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n")
     assert scope["scheme"] == "http"
-    scope = scope_with(default, "X-Forwarded-Proto: http, https\r\n")
+    scope = scope_with(http_app, "X-Forwarded-Proto: http, https\r\n")
     assert scope["scheme"] == "https"
 
 
-def test_unknown_proto_is_ignored(default: RunningServer) -> None:
-    scope = scope_with(default, "X-Forwarded-Proto: gopher\r\n")
+def test_unknown_proto_is_ignored(http_app: RunningServer) -> None:
+    scope = scope_with(http_app, "X-Forwarded-Proto: gopher\r\n")
     assert scope["scheme"] == "http"
 
 
@@ -104,8 +97,8 @@ def test_no_proxy_headers_flag(disabled: RunningServer) -> None:
     assert scope["scheme"] == "http"
 
 
-def test_headers_stay_in_scope(default: RunningServer) -> None:
-    scope = scope_with(default, "X-Forwarded-For: 203.0.113.7\r\n")
+def test_headers_stay_in_scope(http_app: RunningServer) -> None:
+    scope = scope_with(http_app, "X-Forwarded-For: 203.0.113.7\r\n")
     assert ["x-forwarded-for", "203.0.113.7"] in scope["headers"]
 
 

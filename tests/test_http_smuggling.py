@@ -8,25 +8,18 @@ a request was smuggled.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import RunningServer
-from tests.http_helpers import Conn, assert_alive, count_responses, get, module_server, statuses
+from tests.support.http_client import Conn, assert_alive, count_responses, get, statuses
+from tests.support.servers import RunningServer
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with module_server("http_app:app") as srv:
-        yield srv
-
-
-def exchange(server: RunningServer, data: bytes, timeout: float = 2.0) -> tuple[bytes, bool]:
+def exchange(http_app: RunningServer, data: bytes, timeout: float = 2.0) -> tuple[bytes, bool]:
     """Send ``data``; return everything read and whether the server closed the connection."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(data)
         raw = c.read_all(timeout)
         return raw, c.eof
@@ -176,10 +169,10 @@ MALFORMED: dict[str, tuple[bytes, int]] = {
 
 @pytest.mark.parametrize("name", list(MALFORMED))
 def test_malformed_request_is_refused_and_nothing_is_smuggled(
-    server: RunningServer, name: str
+    http_app: RunningServer, name: str
 ) -> None:
     data, expected = MALFORMED[name]
-    raw, closed = exchange(server, data + SMUGGLED)
+    raw, closed = exchange(http_app, data + SMUGGLED)
     assert statuses(raw) == [expected], raw[:500]
     assert closed, "the connection must close after a refused request"
     assert b"/smuggled" not in raw
@@ -190,45 +183,45 @@ def test_malformed_request_is_refused_and_nothing_is_smuggled(
     assert b"connection: close" in head.lower()
 
 
-def test_server_still_serves_after_all_that(server: RunningServer) -> None:
+def test_server_still_serves_after_all_that(http_app: RunningServer) -> None:
     for data, _ in list(MALFORMED.values())[:10]:
-        exchange(server, data, timeout=0.5)
-    assert_alive(server)
+        exchange(http_app, data, timeout=0.5)
+    assert_alive(http_app)
 
 
-def test_error_page_does_not_reflect_request_data(server: RunningServer) -> None:
+def test_error_page_does_not_reflect_request_data(http_app: RunningServer) -> None:
     evil = "<script>alert(1)</script>"
-    raw, _ = exchange(server, f"GET /{evil} HTTP/1.1\r\nHost: {evil}\r\n\r\n".encode())
+    raw, _ = exchange(http_app, f"GET /{evil} HTTP/1.1\r\nHost: {evil}\r\n\r\n".encode())
     assert statuses(raw) == [400]
     assert b"script" not in raw
-    raw, _ = exchange(server, f"GET /x HTTP/1.1\r\nHost: a\r\nHost: {evil}\r\n\r\n".encode())
+    raw, _ = exchange(http_app, f"GET /x HTTP/1.1\r\nHost: a\r\nHost: {evil}\r\n\r\n".encode())
     assert statuses(raw) == [400]
     assert b"script" not in raw
 
 
-def test_valid_then_malformed_pipelined_answers_first_then_400(server: RunningServer) -> None:
+def test_valid_then_malformed_pipelined_answers_first_then_400(http_app: RunningServer) -> None:
     """A bad pipelined request must not cost the client the answer to the good one before it."""
     good = b"GET /slow?delay=0.3&id=1 HTTP/1.1\r\nHost: x\r\n\r\n"
     bad = b"GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n"
-    raw, closed = exchange(server, good + bad + SMUGGLED)
+    raw, closed = exchange(http_app, good + bad + SMUGGLED)
     assert statuses(raw) == [200, 400]
     assert b"slow 1" in raw
     assert b"/smuggled" not in raw
     assert closed
 
 
-def test_bad_chunk_in_pipelined_request_after_slow_one(server: RunningServer) -> None:
+def test_bad_chunk_in_pipelined_request_after_slow_one(http_app: RunningServer) -> None:
     good = b"GET /slow?delay=0.3&id=1 HTTP/1.1\r\nHost: x\r\n\r\n"
     bad = H("Transfer-Encoding: chunked\r\n\r\n") + b"3\r\nabcXX0\r\n\r\n"
-    raw, closed = exchange(server, good + bad + SMUGGLED)
+    raw, closed = exchange(http_app, good + bad + SMUGGLED)
     assert statuses(raw) == [200, 400]
     assert closed
 
 
-def test_bad_chunk_while_app_reads_body(server: RunningServer) -> None:
+def test_bad_chunk_while_app_reads_body(http_app: RunningServer) -> None:
     """The app is already running when the body turns out malformed: 400, and it sees a
     disconnect rather than a truncated body."""
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(H("Transfer-Encoding: chunked\r\n\r\n").replace(b"/echo", b"/wait-body?tag=bc"))
         c.send(b"3\r\nabc\r\n")
         time.sleep(0.2)
@@ -238,12 +231,12 @@ def test_bad_chunk_while_app_reads_body(server: RunningServer) -> None:
     assert b"/smuggled" not in raw
 
 
-def test_trailers_do_not_leak_into_the_next_request(server: RunningServer) -> None:
+def test_trailers_do_not_leak_into_the_next_request(http_app: RunningServer) -> None:
     req = (
         H("Transfer-Encoding: chunked\r\n\r\n") + b"3\r\nabc\r\n0\r\nX-Injected: evil\r\n\r\n"
         b"GET /scope HTTP/1.1\r\nHost: x\r\n\r\n"
     )
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(req)
         first = c.read_response()
         second = c.read_response()
@@ -252,18 +245,18 @@ def test_trailers_do_not_leak_into_the_next_request(server: RunningServer) -> No
     assert names == ["host"]
 
 
-def test_smuggling_via_connect_slash_is_impossible(server: RunningServer) -> None:
+def test_smuggling_via_connect_slash_is_impossible(http_app: RunningServer) -> None:
     req = b"CONNECT / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED)
-    raw, _ = exchange(server, req + SMUGGLED)
+    raw, _ = exchange(http_app, req + SMUGGLED)
     assert b"/smuggled" not in raw
     assert count_responses(raw) == 1
 
 
-def test_many_tiny_chunks_are_linear(server: RunningServer) -> None:
+def test_many_tiny_chunks_are_linear(http_app: RunningServer) -> None:
     """100k one-byte chunks (aiohttp CVE-2025-69229 class): processed in bounded time."""
     n = 100_000
     body = b"1\r\nx\r\n" * n + b"0\r\n\r\n"
-    with Conn(server.port, timeout=30) as c:
+    with Conn(http_app.port, timeout=30) as c:
         t0 = time.monotonic()
         c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
         resp = c.read_response()
@@ -273,26 +266,26 @@ def test_many_tiny_chunks_are_linear(server: RunningServer) -> None:
     assert elapsed < 10
 
 
-def test_http2_prior_knowledge_is_refused_cleanly(server: RunningServer) -> None:
-    raw, closed = exchange(server, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * 20)
+def test_http2_prior_knowledge_is_refused_cleanly(http_app: RunningServer) -> None:
+    raw, closed = exchange(http_app, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * 20)
     assert statuses(raw) == [505]
     assert closed
 
 
-def test_tls_handshake_on_plain_port_is_refused(server: RunningServer) -> None:
+def test_tls_handshake_on_plain_port_is_refused(http_app: RunningServer) -> None:
     hello = bytes.fromhex("160301007a0100007603035f") + b"\x00" * 100
-    raw, closed = exchange(server, hello)
+    raw, closed = exchange(http_app, hello)
     assert statuses(raw) == [400]
     assert closed
 
 
-def test_h2c_upgrade_without_body_is_served_as_http11(server: RunningServer) -> None:
+def test_h2c_upgrade_without_body_is_served_as_http11(http_app: RunningServer) -> None:
     """RFC 9110 §7.8: a server may ignore Upgrade; the request is then answered normally."""
     req = (
         b"GET /scope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
         b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
     )
-    with Conn(server.port) as c:
+    with Conn(http_app.port) as c:
         c.send(req + get("/after"))
         first = c.read_response()
         second = c.read_response()
@@ -301,9 +294,9 @@ def test_h2c_upgrade_without_body_is_served_as_http11(server: RunningServer) -> 
     assert second.body == b"GET /after"
 
 
-def test_request_after_connection_close_is_ignored(server: RunningServer) -> None:
+def test_request_after_connection_close_is_ignored(http_app: RunningServer) -> None:
     """Bytes after a ``Connection: close`` request are never parsed as a request."""
-    raw, closed = exchange(server, get("/first", extra="Connection: close\r\n") + SMUGGLED)
+    raw, closed = exchange(http_app, get("/first", extra="Connection: close\r\n") + SMUGGLED)
     assert statuses(raw) == [200]
     assert b"/smuggled" not in raw
     assert closed

@@ -22,7 +22,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import APPS, RunningServer
+from tests.support.servers import APPS, RunningServer
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import ROOT, start_server
+from tests.support.servers import ROOT, start_server
 
 SNIPPETS = re.findall(
     r"```python\n(# (\w+)\.py: krandog-asgi \2:(\w+)\n.*?)```",

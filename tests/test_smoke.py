@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import websockets
 
-from tests.conftest import RunningServer
+from tests.support.servers import RunningServer
 
 
 def test_http_hello(serve) -> None:

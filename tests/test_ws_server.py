@@ -16,7 +16,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from tests.conftest import RunningServer, raw_request
+from tests.support.servers import RunningServer, raw_request
 
 MASK = b"\x01\x02\x03\x04"
 

@@ -1,4 +1,4 @@
-"""Peers for the client tests: trustme certificates, the ``websockets`` server as the independent
+"""Peers for the client tests: our server, the ``websockets`` server as the independent
 peer (in a thread, so any test can use it), and raw asyncio servers that misbehave on purpose.
 
 The raw servers frame and parse by hand here instead of using
@@ -19,51 +19,15 @@ from base64 import b64encode
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
-from typing import Any
 
-import trustme
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from tests.conftest import RunningServer, start_server
+from tests.support.certs import Certificates
+from tests.support.servers import RunningServer, start_server
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 STEP = 10.0  # upper bound for anything a test awaits that should happen at once
-
-
-# -- TLS --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Certificates:
-    """A test CA and one server certificate it issued, written to files for our server's CLI."""
-
-    ca: trustme.CA
-    cert: trustme.LeafCert
-    certfile: Path
-    keyfile: Path
-    cafile: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.cert.configure_cert(context)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        self.ca.configure_trust(context)
-        return context
-
-
-def make_certificates(directory: Path, *names: str) -> Certificates:
-    ca = trustme.CA()
-    cert = ca.issue_cert(*(names or ("127.0.0.1", "localhost", "::1")))
-    certfile, keyfile, cafile = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    ca.cert_pem.write_to_path(str(cafile))
-    return Certificates(ca, cert, certfile, keyfile, cafile)
 
 
 # -- our server ---------------------------------------------------------------------------------
@@ -279,12 +243,3 @@ async def accept_websocket(
     writer.write(switching_protocols(request, extra))
     await writer.drain()
     return request
-
-
-def run(coro: Awaitable[Any], timeout: float = 30.0) -> Any:
-    """``asyncio.run`` with an upper bound, so a hanging test fails instead of blocking CI."""
-
-    async def bounded() -> Any:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())

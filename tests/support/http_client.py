@@ -12,13 +12,12 @@ import json
 import re
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from tests.conftest import RunningServer, start_server
+from tests.support.servers import RunningServer
 
 STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3}) ([^\r\n]*)")
 HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+): ?([^\r\n]*?)[ \t]*")
@@ -231,31 +230,6 @@ def wait_events(
             return found
         time.sleep(0.05)
     return found
-
-
-# Log lines that mean the server itself misbehaved (not the app): never expected in any test.
-SERVER_FAULTS = re.compile(
-    r"Task exception was never retrieved|Exception in callback|Error in connection timer"
-    r"|socket\.send\(\) raised exception|Fatal error|Unhandled error|RecursionError"
-    r"|Exception in 'lifespan'|Task was destroyed|ResourceWarning"
-)
-
-
-def assert_clean_log(server: RunningServer) -> None:
-    """No asyncio or protocol errors in the server output (app exceptions are fine)."""
-    faults = [line for line in server.lines if SERVER_FAULTS.search(line)]
-    assert not faults, "".join(faults)
-
-
-@contextlib.contextmanager
-def module_server(app: str, *flags: str) -> Iterator[RunningServer]:
-    server = start_server(app, *flags)
-    try:
-        yield server
-    finally:
-        code = server.stop()
-        assert code == 0, f"server exited with {code}:\n{server.log[-3000:]}"
-        assert_clean_log(server)
 
 
 def assert_alive(server: RunningServer) -> None:
