@@ -1120,7 +1120,8 @@ def test_overflowing_client_that_never_reads_is_disconnected(serve) -> None:
 def test_a_flood_of_tiny_messages_to_a_client_that_never_reads_is_bounded() -> None:
     """Second review: the queue limit counted payload bytes only, so empty or tiny messages
     never reached it. Each queued message is now charged its bookkeeping too."""
-    from krandog_asgi.compat import SLOW_CONSUMER_CODE, krandog_app
+    from krandog_asgi.compat import krandog_app
+    from krandog_asgi.krandog.sender import SLOW_CONSUMER_CODE
 
     stuck = asyncio.Event()  # the server's send that never completes: a client not reading
     sent: list[dict[str, Any]] = []
@@ -1159,12 +1160,12 @@ def test_a_flood_of_tiny_messages_to_a_client_that_never_reads_is_bounded() -> N
 def test_send_accepts_str_subclasses_and_close_accepts_1003(serve) -> None:
     import enum
 
-    from krandog_asgi.compat import _check_close
+    from krandog_asgi.krandog.sender import check_close
 
     class Color(str, enum.Enum):
         RED = "red"
 
-    _check_close(1003, "unsupported data")  # RFC 6455 §7.4.1: a valid code to send
+    check_close(1003, "unsupported data")  # RFC 6455 §7.4.1: a valid code to send
     sent = drive_websocket(
         __import__("krandog_asgi").krandog_app(
             lambda req: req.ws.send(Color.RED) if req.type == "websocket" else None
@@ -1177,7 +1178,7 @@ def test_send_accepts_str_subclasses_and_close_accepts_1003(serve) -> None:
 def test_await_send_completes_when_the_connection_ends_before_the_writer_runs() -> None:
     """Second review: _finish cancelled the writer task before its first step, so the future
     returned by send() never completed and the server's send coroutine was never closed."""
-    from krandog_asgi.compat import OPEN, KrandogApp, WebSocket
+    from krandog_asgi.compat import OPEN, WebSocket
 
     async def main() -> bool:
         gate = asyncio.Event()
@@ -1189,7 +1190,7 @@ def test_await_send_completes_when_the_connection_ends_before_the_writer_runs() 
             finally:
                 closed.append(True)
 
-        ws = WebSocket(KrandogApp(lambda req: None), {"path": "/", "headers": []}, send)
+        ws = WebSocket({"path": "/", "headers": []}, send, 16 * 1024 * 1024)
         ws.readyState = OPEN
         done = ws.send("hello")  # suspends: a writer task is created...
         ws._finish()  # ...and the connection ends in the same loop pass
