@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast, overload
 
-from krandog_asgi.asgi_types import ASGIReceive, ASGISend, Message, Scope
+from krandog_asgi.krandog.asgi import Message, Receive, Scope, Send
 from krandog_asgi.krandog.request import HTTPRequest, WebSocketEvent, WebSocketMessage
 from krandog_asgi.krandog.response import (
     HTTPError,
@@ -80,7 +80,7 @@ class KrandogApp:
         self.send_queue_limit = send_queue_limit
         self.warned_return = False
 
-    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await self._other(scope, receive, send)
             return
@@ -162,7 +162,7 @@ class KrandogApp:
             event = WebSocketEvent("websocket.close", ws, code, message.get("reason") or "")
             await self._event(ws, event)
 
-    async def _other(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
@@ -185,7 +185,7 @@ class KrandogApp:
 
     # -- HTTP ----------------------------------------------------------------------------------
 
-    async def _http(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await self._read_body(scope, receive)
         if body is None:
             return  # the client left before sending the whole body
@@ -213,7 +213,7 @@ class KrandogApp:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _read_body(self, scope: Scope, receive: ASGIReceive) -> bytes | Response | None:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | Response | None:
         """The whole body, a 413 response if it is over ``max_body_size``, or None on disconnect."""
         limit = self.max_body_size
         for name, value in scope["headers"]:
@@ -236,7 +236,7 @@ class KrandogApp:
 
     # -- WebSocket -----------------------------------------------------------------------------
 
-    async def _upgrade(self, ws: WebSocket, scope: Scope, send: ASGISend) -> bool:
+    async def _upgrade(self, ws: WebSocket, scope: Scope, send: Send) -> bool:
         """Let the handler see the upgrade request; True to accept, False once refused."""
         response = None
         try:
@@ -307,7 +307,7 @@ class KrandogApp:
         return f"<KrandogApp {getattr(self.handler, '__qualname__', self.handler)!r}>"
 
 
-async def _lifespan(receive: ASGIReceive, send: ASGISend) -> None:
+async def _lifespan(receive: Receive, send: Send) -> None:
     """krandog handlers have no startup or shutdown hooks: acknowledge both."""
     while True:
         message = await receive()

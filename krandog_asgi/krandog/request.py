@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any, ClassVar, Literal
 
-from krandog_asgi.asgi_types import Scope
+from krandog_asgi.krandog.asgi import Scope
 from krandog_asgi.krandog.response import BadRequest
 from krandog_asgi.krandog.scope import Headers, Query, ScopeFields
 from krandog_asgi.krandog.sender import WebSocket

@@ -1,8 +1,8 @@
 """What HTTP requests and WebSocket connections read from their ASGI scope: headers, query,
 URL, client.
 
-Its own module (below ``request`` and ``sender``) because ``req.ws`` reads these fields too,
-and a WebSocket message refers to its ``req.ws``: both build on this, neither on the other.
+Its own module because ``req.ws`` (``sender``) reads these fields too, and a WebSocket message
+(``request``) refers to its ``req.ws``: sender builds on this, request on both, with no cycle.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import ClassVar
 from urllib.parse import parse_qsl, quote
 
-from krandog_asgi.asgi_types import Scope
+from krandog_asgi.krandog.asgi import Scope
 
 __all__ = ["Headers", "Query", "ScopeFields"]
 

@@ -2,9 +2,9 @@
 keeps its sends ordered and bounded.
 
 ``send`` hands a message to the server's ``send`` at once when nothing is ahead of it. A send
-the server's flow control holds becomes the connection's writer task, and everything sent
-meanwhile waits in the connection's queue behind it; past ``send_queue_limit`` queued bytes the
-client is closed with 1008. Sends from worker threads are handed to the loop.
+that the server's flow control holds is finished by the connection's writer task, and whatever
+is sent meanwhile waits in the connection's queue behind it; past ``send_queue_limit`` queued
+bytes the client is closed with 1008. Sends from worker threads are handed to the loop.
 
 The app's message loop (``app.py``) is the one other user of the underscored members: it sets
 ``_batch`` around a sync handler and hands that batch over itself, holding ``_drainer`` as
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Generator
 from typing import Any, ClassVar, Final
 
 from krandog_asgi._abnf import close_code_is_sendable
-from krandog_asgi.asgi_types import ASGISend, Message, Scope
+from krandog_asgi.krandog.asgi import Message, Scope, Send
 from krandog_asgi.krandog.scope import ScopeFields
 
 __all__ = [
@@ -51,8 +51,9 @@ class ReadyState(enum.IntEnum):
     CLOSED = 3
 
 
-# readyState holds these plain ints, not the members: the public API says int (a handler may
-# print or JSON-encode it), and comparing exact ints is the fast case on the send path.
+# readyState holds these plain ints, not the members: the public API promises an int (and str()
+# of an IntEnum member differs between Python versions), and comparing exact ints is the fast
+# case on the send path.
 CONNECTING: Final = int(ReadyState.CONNECTING)
 OPEN: Final = int(ReadyState.OPEN)
 CLOSING: Final = int(ReadyState.CLOSING)
@@ -170,12 +171,12 @@ class WebSocket(ScopeFields):
     CLOSING: ClassVar[int] = CLOSING
     CLOSED: ClassVar[int] = CLOSED
 
-    def __init__(self, scope: Scope, send: ASGISend, send_queue_limit: int) -> None:
+    def __init__(self, scope: Scope, send: Send, send_queue_limit: int) -> None:
         self.readyState = CONNECTING
         self.protocol = ""  # set it in a "websocket.upgrade" event to pick an offered subprotocol
         self._limit = send_queue_limit
         ScopeFields.__init__(self, scope)
-        self._send: ASGISend | None = send
+        self._send: Send | None = send
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._queue: deque[tuple[Message, asyncio.Future[None] | None, int]] | None = None
