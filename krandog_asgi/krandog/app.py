@@ -92,16 +92,8 @@ class KrandogApp:
             return
         ws = WebSocket(scope, send, self.send_queue_limit)
         try:
-            if self.upgrade and not await self._upgrade(ws, scope, send):
+            if not await self._open(ws, scope, send):
                 return
-            accept: Message = {"type": "websocket.accept"}
-            if ws.protocol:
-                accept["subprotocol"] = ws.protocol
-            await send(accept)
-            ws.readyState = OPEN
-            ws._start_drainer()  # messages sent while CONNECTING
-            if self.lifecycle:
-                await self._event(ws, WebSocketEvent("websocket.open", ws))
             handler = self.handler
             direct = not self.is_async and not self.threads
             batch: list[Message] = []
@@ -126,9 +118,8 @@ class KrandogApp:
                             self._message_failed(ws, exc)  # its close goes after the batch
                         ws._batch = None
                         if batch:
-                            # Handed over right here, not in a helper coroutine (one frame less
-                            # per message). FLUSHING holds the writer slot meanwhile, so sends
-                            # from other connections queue behind the batch.
+                            # Handed over here, not in a helper (one frame less per message);
+                            # FLUSHING makes other connections' sends queue behind the batch.
                             ws._drainer = FLUSHING
                             try:
                                 for item in batch:
@@ -235,6 +226,21 @@ class KrandogApp:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- WebSocket -----------------------------------------------------------------------------
+
+    async def _open(self, ws: WebSocket, scope: Scope, send: Send) -> bool:
+        """The upgrade event (opt-in), the accept, the open event (opt-in); False if refused.
+        Once per connection, so it may cost a frame: the message loop may not."""
+        if self.upgrade and not await self._upgrade(ws, scope, send):
+            return False
+        accept: Message = {"type": "websocket.accept"}
+        if ws.protocol:
+            accept["subprotocol"] = ws.protocol
+        await send(accept)
+        ws.readyState = OPEN
+        ws._start_drainer()  # messages sent while CONNECTING
+        if self.lifecycle:
+            await self._event(ws, WebSocketEvent("websocket.open", ws))
+        return True
 
     async def _upgrade(self, ws: WebSocket, scope: Scope, send: Send) -> bool:
         """Let the handler see the upgrade request; True to accept, False once refused."""
