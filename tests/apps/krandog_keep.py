@@ -1,5 +1,4 @@
-"""Keeps some request objects: each must keep its own data (the compat layer reuses a request
-object only when nobody else refers to it)."""
+"""Keeps some request objects: each must keep its own data, whatever the messages after it."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 ``start_server("module:attr", *flags)`` runs ``python -m krandog_asgi`` with ``--app-dir
 tests/apps`` and ``--port 0``, waits for the "running on" line and returns a ``RunningServer``;
 ``module_server`` is the same as a context manager that also checks, at the end, that the
-server exited cleanly and logged no fault of its own.
+server exited cleanly and logged no fault of its own. ``wait_until`` polls for what a server
+does in its own time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +111,17 @@ def start_server(
         time.sleep(0.02)
     proc.kill()
     raise RuntimeError("server did not start:\n" + "".join(lines))
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``check`` (every 20 ms, at most ``timeout`` seconds) for something a server does in
+    its own time; the result of a last check once the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
 
 
 def raw_request(port: int, data: bytes, *, timeout: float = 2.0, host: str = "127.0.0.1") -> bytes:

@@ -1,6 +1,9 @@
-"""krandog handlers (krandog_asgi.compat) over real sockets: the seed's three patterns (echo,
+"""krandog handlers (krandog_asgi.compat) over real sockets: a real server with the
+``websockets`` client, httpx and raw sockets, plus uvicorn. The seed's three patterns (echo,
 broadcast, the request object), HTTP return forms and errors, sync/async/threaded handlers,
-lifecycle and upgrade events, send ordering and flow control, and the examples."""
+lifecycle and upgrade events, send ordering and flow control against a client that stops
+reading, and the examples. The same behaviours without sockets, event by event: tests/krandog/.
+"""
 
 from __future__ import annotations
 
@@ -14,35 +17,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support.servers import APPS, RunningServer
-
-T = TypeVar("T")
-
-
-def run(coro: Awaitable[T], timeout: float = 30.0) -> T:
-    """Every async test body gets a deadline, so a hang fails instead of stalling the suite."""
-
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+from tests.support.fakes import run
+from tests.support.servers import APPS, RunningServer, wait_until
 
 
 async def recv_n(ws: Any, n: int) -> list[Any]:
@@ -253,79 +237,6 @@ def test_kept_request_objects_keep_their_data(serve) -> None:
         assert report == [[f"keep {i}", "websocket", True] for i in range(0, 20, 3)]
 
     run(main())
-
-
-def drive_websocket(app: Any, messages: list[str | bytes]) -> list[dict[str, Any]]:
-    """Run an ASGI app on one WebSocket scope in-process: connect, the messages, disconnect."""
-    events: list[dict[str, Any]] = [{"type": "websocket.connect"}]
-    for data in messages:
-        key = "text" if isinstance(data, str) else "bytes"
-        events.append({"type": "websocket.receive", key: data})
-    events.append({"type": "websocket.disconnect", "code": 1000, "reason": ""})
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        await asyncio.sleep(0)
-        return events.pop(0)
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "websocket", "path": "/", "headers": [], "query_string": b""}
-    run(app(scope, receive, send))
-    return sent
-
-
-def test_each_message_gets_its_own_request_object() -> None:
-    """A handler may keep ``req`` (e.g. to answer later): a later message must not change it."""
-    from krandog_asgi import compat
-
-    kept: list[Any] = []
-
-    def handler(req: Any) -> None:
-        if req.type == "websocket":
-            kept.append(req)
-            req.ws.send(req.data)
-
-    sent = drive_websocket(compat.krandog_app(handler), [f"m{i}" for i in range(10)])
-    assert [m.get("text") for m in sent if m["type"] == "websocket.send"] == [
-        f"m{i}" for i in range(10)
-    ]
-    assert [req.data for req in kept] == [f"m{i}" for i in range(10)]
-    assert len({id(req) for req in kept}) == 10
-
-
-def test_headers_and_query_parsing() -> None:
-    """The parsing behind req.headers and req.query, also for input no ASGI server sends
-    (mixed-case names), so a request object never depends on the server's care."""
-    from krandog_asgi.compat import Headers, Query
-
-    headers = Headers(
-        [(b"X-Test", b"a"), (b"x-test", b"b"), (b"Cookie", b"c=1"), (b"cookie", b"d=2")]
-    )
-    assert list(headers) == ["x-test", "cookie"]
-    assert headers["X-TEST"] == headers["x-test"] == "a, b"
-    assert headers["cookie"] == "c=1; d=2"
-    assert headers.getall("X-Test") == ["a", "b"]
-    assert "X-Test" in headers
-    assert "missing" not in headers
-    assert headers.get("missing") is None
-    assert len(headers) == 2
-    assert dict(headers) == {"x-test": "a, b", "cookie": "c=1; d=2"}
-
-    query = Query(b"a=1&b=&a=2&c=%C3%A9&d=x+y&e")
-    assert query["a"] == "1"
-    assert query.getall("a") == ["1", "2"]
-    assert query.getall("zzz") == []
-    assert query["b"] == ""
-    assert query["e"] == ""
-    assert query["c"] == "é"
-    assert query["d"] == "x y"
-    assert list(query) == ["a", "b", "c", "d", "e"]
-    assert query.multi_items()[:3] == [("a", "1"), ("b", ""), ("a", "2")]
-    assert "a" in query
-    assert "zzz" not in query
-    assert dict(Query(b"")) == {}
 
 
 # -- HTTP return forms --------------------------------------------------------------------------
@@ -861,56 +772,31 @@ def test_client_that_does_not_read_is_closed_not_buffered_forever(serve) -> None
     run(main())
 
 
-# -- detection and the CLI ----------------------------------------------------------------------
+def test_overflowing_client_that_never_reads_is_disconnected(serve) -> None:
+    """Second review: the 1008 close used to wait behind the send stuck in flow control, so a
+    client that never read again kept its connection (and the app its ws) forever."""
+    server = serve("krandog_flood:limited", "--ws-close-timeout", "1")
+    receiver = RawClient(server.port)
+    receiver.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        receiver.send_text("hello")
+        assert receiver.read_frame() == (0x1, b"hello")
+
+        async def send_fanout() -> None:
+            async with websockets.connect(server.ws_url + "/") as sender:
+                await sender.send("fanout 400 65536")
+                await sender.send("hello")
+                assert await sender.recv() == "hello"
+
+        run(send_fanout())
+        assert server.wait_for_log("its send queue exceeded 262144 bytes")
+        # The receiver reads nothing more; the server gives up on it within its close timeouts.
+        assert wait_until(lambda: flood_report(server)["peers"][0] == 3, timeout=8)
+    finally:
+        receiver.close()
 
 
-def test_detection_and_interface_override() -> None:
-    from krandog_asgi.compat import KrandogApp, krandog_app
-    from krandog_asgi.config import Config, looks_like_krandog_handler
-
-    def sync_handler(req: Any) -> Any: ...
-
-    async def async_handler(req: Any) -> Any: ...
-
-    async def asgi_app(scope: Any, receive: Any, send: Any) -> None: ...
-
-    class AsgiClass:
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None: ...
-
-    class OneArg:
-        def __call__(self, req: Any) -> Any: ...
-
-    def with_defaults(req: Any, extra: int = 1, *, key: str = "") -> Any: ...
-
-    def variadic(*args: Any) -> Any: ...
-
-    wrapped = krandog_app(sync_handler)
-    assert looks_like_krandog_handler(sync_handler)
-    assert looks_like_krandog_handler(async_handler)
-    assert looks_like_krandog_handler(OneArg())
-    assert looks_like_krandog_handler(with_defaults)
-    assert not looks_like_krandog_handler(asgi_app)
-    assert not looks_like_krandog_handler(AsgiClass())
-    assert not looks_like_krandog_handler(AsgiClass)
-    assert not looks_like_krandog_handler(variadic)
-    assert not looks_like_krandog_handler(wrapped)
-
-    def resolve(app: Any, **options: Any) -> Any:
-        return Config(app=app, **options).resolve_app()
-
-    assert isinstance(resolve(sync_handler), KrandogApp)
-    assert resolve(async_handler).is_async
-    assert resolve(asgi_app) is asgi_app
-    assert resolve(wrapped) is wrapped
-    assert resolve(sync_handler, interface="asgi") is sync_handler
-    assert isinstance(resolve(asgi_app, interface="krandog"), KrandogApp)
-    assert resolve(sync_handler, handler_threads=True).threads
-    assert not resolve(async_handler, handler_threads=True).threads
-
-    with pytest.raises(TypeError, match="already wrapped"):
-        krandog_app(wrapped)
-    with pytest.raises(TypeError, match="must be callable"):
-        krandog_app(42)  # type: ignore[call-overload]
+# -- the CLI's --interface -----------------------------------------------------------------------
 
 
 def test_cli_interface_asgi_does_not_wrap(serve) -> None:
@@ -1091,109 +977,3 @@ def test_example_fastapi_app(serve) -> None:
 
     run(main())
     assert "Traceback" not in server.log
-
-
-def test_overflowing_client_that_never_reads_is_disconnected(serve) -> None:
-    """Second review: the 1008 close used to wait behind the send stuck in flow control, so a
-    client that never read again kept its connection (and the app its ws) forever."""
-    server = serve("krandog_flood:limited", "--ws-close-timeout", "1")
-    receiver = RawClient(server.port)
-    receiver.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    try:
-        receiver.send_text("hello")
-        assert receiver.read_frame() == (0x1, b"hello")
-
-        async def send_fanout() -> None:
-            async with websockets.connect(server.ws_url + "/") as sender:
-                await sender.send("fanout 400 65536")
-                await sender.send("hello")
-                assert await sender.recv() == "hello"
-
-        run(send_fanout())
-        assert server.wait_for_log("its send queue exceeded 262144 bytes")
-        # The receiver reads nothing more; the server gives up on it within its close timeouts.
-        assert wait_until(lambda: flood_report(server)["peers"][0] == 3, timeout=8)
-    finally:
-        receiver.close()
-
-
-def test_a_flood_of_tiny_messages_to_a_client_that_never_reads_is_bounded() -> None:
-    """Second review: the queue limit counted payload bytes only, so empty or tiny messages
-    never reached it. Each queued message is now charged its bookkeeping too."""
-    from krandog_asgi.compat import SLOW_CONSUMER_CODE, krandog_app
-
-    stuck = asyncio.Event()  # the server's send that never completes: a client not reading
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-        if message["type"] == "websocket.close":
-            stuck.set()  # like our server: the close ends the connection, a stuck send fails
-        elif message["type"] == "websocket.send":
-            await stuck.wait()
-            raise ConnectionResetError("the client is gone")
-
-    async def handler(req: Any) -> None:
-        if req.type == "websocket":
-            for _ in range(100_000):
-                req.ws.send(b"")  # empty messages, not awaited: zero payload bytes each
-
-    events = [
-        {"type": "websocket.connect"},
-        {"type": "websocket.receive", "text": "go"},
-        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
-    ]
-
-    async def receive() -> dict[str, Any]:
-        await asyncio.sleep(0.05 if len(events) == 1 else 0)
-        return events.pop(0)
-
-    scope = {"type": "websocket", "path": "/", "headers": [], "query_string": b""}
-    run(krandog_app(handler, send_queue_limit=256 * 1024)(scope, receive, send))
-    closes = [m for m in sent if m["type"] == "websocket.close"]
-    assert closes, "the queue never overflowed"
-    assert closes[0]["code"] == SLOW_CONSUMER_CODE
-    assert len(sent) < 2000
-
-
-def test_send_accepts_str_subclasses_and_close_accepts_1003(serve) -> None:
-    import enum
-
-    from krandog_asgi.compat import _check_close
-
-    class Color(str, enum.Enum):
-        RED = "red"
-
-    _check_close(1003, "unsupported data")  # RFC 6455 §7.4.1: a valid code to send
-    sent = drive_websocket(
-        __import__("krandog_asgi").krandog_app(
-            lambda req: req.ws.send(Color.RED) if req.type == "websocket" else None
-        ),
-        ["x"],
-    )
-    assert [m.get("text") for m in sent if m["type"] == "websocket.send"] == ["red"]
-
-
-def test_await_send_completes_when_the_connection_ends_before_the_writer_runs() -> None:
-    """Second review: _finish cancelled the writer task before its first step, so the future
-    returned by send() never completed and the server's send coroutine was never closed."""
-    from krandog_asgi.compat import OPEN, KrandogApp, WebSocket
-
-    async def main() -> bool:
-        gate = asyncio.Event()
-        closed = []
-
-        async def send(message: dict[str, Any]) -> None:
-            try:
-                await gate.wait()  # flow control: the send suspends
-            finally:
-                closed.append(True)
-
-        ws = WebSocket(KrandogApp(lambda req: None), {"path": "/", "headers": []}, send)
-        ws.readyState = OPEN
-        done = ws.send("hello")  # suspends: a writer task is created...
-        ws._finish()  # ...and the connection ends in the same loop pass
-        await asyncio.wait_for(asyncio.shield(done), 2)
-        return bool(closed)
-
-    assert run(main())
