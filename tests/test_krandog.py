@@ -866,7 +866,8 @@ def test_client_that_does_not_read_is_closed_not_buffered_forever(serve) -> None
 
 def test_detection_and_interface_override() -> None:
     from krandog_asgi.compat import KrandogApp, krandog_app
-    from krandog_asgi.config import Config, looks_like_krandog_handler
+    from krandog_asgi.config import Config
+    from krandog_asgi.process.loader import load_app, looks_like_krandog_handler
 
     def sync_handler(req: Any) -> Any: ...
 
@@ -896,7 +897,7 @@ def test_detection_and_interface_override() -> None:
     assert not looks_like_krandog_handler(wrapped)
 
     def resolve(app: Any, **options: Any) -> Any:
-        return Config(app=app, **options).resolve_app()
+        return load_app(Config(app=app, **options))
 
     assert isinstance(resolve(sync_handler), KrandogApp)
     assert resolve(async_handler).is_async
