@@ -42,6 +42,19 @@ class _Toggle(argparse.Action):
         return " | ".join(self.option_strings)
 
 
+class _Ignored(argparse.Action):
+    """Checks its value against ``choices`` (argparse does) and keeps nothing."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="krandog-asgi",
@@ -60,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
             groups[flag.group].add_argument(*flag.option_strings(f.name), dest=f.name, **kwargs)
     for name, choices in IGNORED_UVICORN_FLAGS.items():
         parser.add_argument(
-            name, choices=choices, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            name,
+            action=_Ignored,
+            choices=choices,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
         )
     return parser
 
