@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         if flag.positional:
             parser.add_argument(f.name, **kwargs)
         else:
-            assert flag.group is not None, f"{f.name}: a flag needs a --help group"
+            if flag.group is None:
+                raise TypeError(f"Config.{f.name}: a flag needs a --help group")
             groups[flag.group].add_argument(*flag.option_strings(f.name), dest=f.name, **kwargs)
     for name, choices in IGNORED_UVICORN_FLAGS.items():
         parser.add_argument(
@@ -94,6 +95,8 @@ def _argument(flag: Flag, name: str, default: Any) -> dict[str, Any]:
     if flag.repeat:
         return {**kwargs, "action": "append", "type": flag.parse, "default": default}
     if isinstance(default, bool) and flag.parse is None:
+        if default:  # store_true could never turn it off
+            raise TypeError(f"Config.{name} defaults to True: its flag needs negatable=True")
         return {**kwargs, "action": "store_true"}
     # A flag with an environment default stays None when absent: options_from_args reads the
     # variable then (not while parsing, so a bad value cannot break --help).

@@ -144,6 +144,17 @@ def test_a_new_option_is_one_field() -> None:
         assert "--reload-delay RELOAD_DELAY" in build_parser().format_help()
 
 
+def test_a_switch_that_defaults_to_on_must_be_negatable() -> None:
+    @dataclasses.dataclass
+    class Broken(Config):
+        always_on: bool = option(True, "cannot be turned off", group="HTTP")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "Config", Broken)
+        with pytest.raises(TypeError, match=r"Config\.always_on defaults to True"):
+            build_parser()
+
+
 # -- flags with their meanings -------------------------------------------------------------
 
 
