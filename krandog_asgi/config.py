@@ -1,166 +1,288 @@
 """Every server option in one dataclass, plus the pieces derived from it once per process.
 
-The CLI builds its flags from these fields; ``krandog_asgi.run(app, **options)`` takes the same
-names. This module imports no protocol code, so every other module may import it.
+Each field carries its command-line flag in its metadata (``krandog_asgi.flags.option``): the
+CLI builds its parser from these fields, and ``krandog_asgi.run(app, **options)`` takes the
+same names. Loading the app and making the TLS context are done by ``process.loader`` and
+``process.binding``; this module imports no protocol code, so every other module may import it.
 """
 
 from __future__ import annotations
 
-import errno
-import importlib
-import inspect
 import ipaddress
 import logging
 import os
-import socket
 import ssl
-import stat
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from krandog_asgi.asgi_types import ASGIApp
+from krandog_asgi.flags import (
+    FLAG,
+    Choice,
+    Flag,
+    KiB,
+    MiB,
+    boolean,
+    header,
+    option,
+    optional_seconds,
+    optional_size,
+    positive_int,
+    repeated,
+    seconds,
+    size,
+)
 from krandog_asgi.http.response import check_header
+from krandog_asgi.process.binding import create_ssl_context
+from krandog_asgi.process.loader import InterfaceMode, load_app
+from krandog_asgi.process.logs import LOG_LEVELS
 from krandog_asgi.websocket.connection import DEFAULT_MAX_FRAGMENTS
 
-logger = logging.getLogger("krandog_asgi.error")
-
-__all__ = ["Config", "ConfigError", "ImportFromStringError", "import_from_string"]
-
-KiB = 1024
-MiB = 1024 * 1024
+__all__ = ["Config", "ConfigError"]
 
 LifespanMode = Literal["auto", "on", "off"]
-InterfaceMode = Literal["auto", "asgi", "krandog"]
+
+# uvicorn's implementation names are accepted so that its command lines work unchanged; every
+# one of them means our own implementation.
+WS_IMPLEMENTATION = Choice(
+    {
+        "auto": True,
+        "krandog": True,
+        "none": False,
+        "websockets": True,
+        "websockets-sansio": True,
+        "wsproto": True,
+    },
+    shown=("auto", "krandog", "none"),
+)
 
 
-class ImportFromStringError(Exception):
-    """The APP string could not be resolved to an object; the message is meant for the user."""
-
-
-def import_from_string(import_str: str) -> Any:
-    """Resolve ``module:attr`` (``attr`` may be dotted) to an object."""
-    module_str, _, attrs_str = import_str.partition(":")
-    if not module_str or not attrs_str:
-        raise ImportFromStringError(
-            f'Import string "{import_str}" must be in format "<module>:<attribute>".'
-        )
-    try:
-        module = importlib.import_module(module_str)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_str and not module_str.startswith(f"{exc.name}."):
-            raise  # the module exists but one of its own imports failed
-        raise ImportFromStringError(f'Could not import module "{module_str}".') from None
-    instance: Any = module
-    try:
-        for attr in attrs_str.split("."):
-            instance = getattr(instance, attr)
-    except AttributeError:
-        raise ImportFromStringError(
-            f'Attribute "{attrs_str}" not found in module "{module_str}".'
-        ) from None
-    return instance
-
-
-def parse_size(value: str | int) -> int:
-    """Accept ``65536``, ``64k``, ``64KiB``, ``16m``, ``16MiB``: limits read better with units."""
-    if isinstance(value, int):
-        return value
-    text = value.strip().lower().removesuffix("ib").removesuffix("b")
-    factor = 1
-    if text and text[-1] in "km":
-        factor = KiB if text[-1] == "k" else MiB
-        text = text[:-1]
-    number = int(text)
-    if number < 0:
-        raise ValueError("size must not be negative")
-    return number * factor
-
-
-def _trusted_networks(
-    spec: str | Sequence[str],
-) -> tuple[bool, list[ipaddress.IPv4Network | ipaddress.IPv6Network], set[str]]:
-    """Split ``--forwarded-allow-ips`` into (trust all, networks, literals such as UDS paths)."""
-    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    literals: set[str] = set()
-    trust_all = False
-    for item in items:
-        if not item:
-            continue
-        if item == "*":
-            trust_all = True
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            literals.add(item)
-    return trust_all, networks, literals
+class ConfigError(ValueError):
+    """An option that cannot be used (a TLS file, a header): one line for the user."""
 
 
 @dataclass
 class Config:
     """All server options; names match the flags (``--ws-max-size`` is ``ws_max_size``)."""
 
-    app: ASGIApp | Callable[..., Any] | str
-    host: str = "127.0.0.1"
-    port: int = 8000
-    uds: str | None = None
-    fd: int | None = None
-    backlog: int = 2048
-    workers: int = 1
-    reload: bool = False
-    reload_dirs: list[str] = field(default_factory=list)
-    reload_includes: list[str] = field(default_factory=list)
-    reload_excludes: list[str] = field(default_factory=list)
-    factory: bool = False
-    app_dir: str = "."
-    interface: InterfaceMode = "auto"
-    lifespan: LifespanMode = "auto"
-    env_file: str | None = None
-    log_level: str | int | None = "info"
-    log_config: dict[str, Any] | str | None = None
-    access_log: bool = True
-    use_colors: bool | None = None
-    root_path: str = ""
-    proxy_headers: bool = True
-    forwarded_allow_ips: str | list[str] | None = None
-    server_header: bool = True
-    date_header: bool = True
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    # HTTP limits and timers
-    timeout_keep_alive: float = 5.0
-    timeout_request_header: float = 10.0
-    timeout_graceful_shutdown: float | None = 30.0
-    limit_concurrency: int | None = None
-    limit_max_requests: int | None = None
-    limit_request_line: int = 8 * KiB
-    limit_request_headers: int = 64 * KiB
-    limit_request_fields: int = 100
-    limit_request_body: int | None = None
-    # WebSocket
-    ws: bool = True
-    ws_max_size: int = 16 * MiB
-    ws_max_fragments: int = DEFAULT_MAX_FRAGMENTS
-    ws_max_queue: int = 32
-    ws_ping_interval: float | None = 20.0
-    ws_ping_timeout: float | None = 20.0
-    ws_close_timeout: float = 10.0
-    ws_per_message_deflate: bool = True
+    app: ASGIApp | Callable[..., Any] | str = field(
+        metadata={
+            FLAG: Flag(
+                "the app to serve, as module:attr (attr may be dotted)",
+                positional=True,
+                metavar="APP",
+            )
+        }
+    )
+    # -- binding
+    host: str = option("127.0.0.1", "bind address; IPv6 allowed", group="binding")
+    port: int = option(8000, "bind port; 0 picks a free one", group="binding", parse=int)
+    uds: str | None = option(None, "bind to this UNIX domain socket instead", group="binding")
+    fd: int | None = option(
+        None, "serve on this already-open socket fd", group="binding", parse=int
+    )
+    backlog: int = option(2048, "listen backlog", group="binding", parse=int)
+    # -- processes
+    workers: int = option(
+        1,
+        "worker processes sharing the socket",
+        group="processes",
+        parse=int,
+        env="WEB_CONCURRENCY",
+        env_parse=positive_int,
+    )
+    reload: bool = option(False, "restart when files change (development)", group="processes")
+    reload_dirs: list[str] = repeated(
+        "watch this directory, repeatable (default: the current one)",
+        group="processes",
+        flag="--reload-dir",
+        metavar="DIR",
+    )
+    reload_includes: list[str] = repeated(
+        "also watch files matching this pattern, repeatable (*.py always)",
+        group="processes",
+        flag="--reload-include",
+        metavar="GLOB",
+    )
+    reload_excludes: list[str] = repeated(
+        "ignore files matching this pattern, repeatable",
+        group="processes",
+        flag="--reload-exclude",
+        metavar="GLOB",
+    )
+    # -- application
+    factory: bool = option(False, "APP is a factory returning the app", group="application")
+    app_dir: str = option(".", "add this directory to sys.path first", group="application")
+    interface: InterfaceMode = option(
+        "auto",
+        "ASGI app or krandog handler; auto detects",
+        group="application",
+        choices=("auto", "asgi", "krandog"),
+    )
+    handler_threads: bool = option(
+        False, "run synchronous krandog handlers in a thread pool", group="application"
+    )
+    lifespan: LifespanMode = option(
+        "auto",
+        "ASGI lifespan; 'on' fails startup if the app fails it (exit code 3)",
+        group="application",
+        choices=("auto", "on", "off"),
+    )
+    env_file: str | None = option(
+        None, "load environment variables from this file", group="application"
+    )
+    root_path: str = option("", "ASGI root_path for apps behind a path prefix", group="application")
+    # -- logging (log_config may also be a dictConfig dict, from Python)
+    log_level: str | int | None = option(
+        "info", "logging level", group="logging", choices=tuple(LOG_LEVELS)
+    )
+    log_config: dict[str, Any] | str | None = option(
+        None, "logging config file (.ini, .json, .yaml)", group="logging"
+    )
+    access_log: bool = option(True, "log one line per request", group="logging", negatable=True)
+    use_colors: bool | None = option(
+        None,
+        "colour the log level names",
+        group="logging",
+        negatable=True,
+        shown_default="when stderr is a terminal and $NO_COLOR is unset",
+    )
+    # -- HTTP
+    proxy_headers: bool = option(
+        True,
+        "trust X-Forwarded-For/-Proto from --forwarded-allow-ips",
+        group="HTTP",
+        negatable=True,
+    )
+    # None: $FORWARDED_ALLOW_IPS, else 127.0.0.1 (resolved in __post_init__, for run() too)
+    forwarded_allow_ips: str | list[str] | None = option(
+        None,
+        "comma-separated IPs/CIDRs trusted as proxies, or '*'",
+        group="HTTP",
+        shown_default="$FORWARDED_ALLOW_IPS, else 127.0.0.1",
+    )
+    server_header: bool = option(True, "send 'Server: krandog-asgi'", group="HTTP", negatable=True)
+    date_header: bool = option(True, "send a Date header", group="HTTP", negatable=True)
+    headers: list[tuple[str, str]] = repeated(
+        "extra response header, repeatable ('Server: x' replaces ours)",
+        group="HTTP",
+        flag="--header",
+        metavar="NAME:VALUE",
+        parse=header,
+    )
+    timeout_keep_alive: float = option(
+        5.0,
+        "close idle keep-alive connections after this many seconds; 0: no keep-alive",
+        group="HTTP",
+        parse=seconds,
+    )
+    timeout_request_header: float = option(
+        10.0,
+        "deadline for a request head, from its first byte; 0 disables it",
+        group="HTTP",
+        parse=seconds,
+    )
+    timeout_graceful_shutdown: float | None = option(
+        30.0,
+        "wait this long for in-flight work on shutdown; 0 or none: forever",
+        group="HTTP",
+        parse=optional_seconds,
+    )
+    limit_concurrency: int | None = option(
+        None, "answer 503 beyond this many tasks", group="HTTP", parse=int
+    )
+    limit_max_requests: int | None = option(
+        None, "exit after this many requests", group="HTTP", parse=int
+    )
+    limit_request_line: int = option(
+        8 * KiB, "longest request target, else 414", group="HTTP", parse=size
+    )
+    limit_request_headers: int = option(
+        64 * KiB, "largest request head, else 431", group="HTTP", parse=size
+    )
+    limit_request_fields: int = option(
+        100, "most request header fields, else 431", group="HTTP", parse=int
+    )
+    limit_request_body: int | None = option(
+        None,
+        "largest request body, else 413; none or off: no limit",
+        group="HTTP",
+        parse=optional_size,
+        shown_default="unlimited",
+    )
+    # -- WebSocket
+    ws: bool = option(
+        True,
+        "'none' serves upgrade requests as plain HTTP; uvicorn's names "
+        "(websockets, websockets-sansio, wsproto) mean 'krandog'",
+        group="WebSocket",
+        parse=WS_IMPLEMENTATION,
+        metavar=WS_IMPLEMENTATION.metavar,
+        shown_default="auto",
+    )
+    ws_max_size: int = option(
+        16 * MiB,
+        "largest message in bytes, else close 1009",
+        group="WebSocket",
+        parse=size,
+    )
+    ws_max_fragments: int = option(
+        DEFAULT_MAX_FRAGMENTS,
+        "most frames in one message, else close 1009",
+        group="WebSocket",
+        parse=int,
+    )
+    ws_max_queue: int = option(
+        32,
+        "messages buffered for the app before reading pauses",
+        group="WebSocket",
+        parse=int,
+    )
+    ws_ping_interval: float | None = option(
+        20.0,
+        "keepalive ping every N seconds; 0 or none disables",
+        group="WebSocket",
+        parse=optional_seconds,
+    )
+    ws_ping_timeout: float | None = option(
+        20.0,
+        "close 1011 without a pong within N seconds; 0 or none disables",
+        group="WebSocket",
+        parse=optional_seconds,
+    )
+    ws_close_timeout: float = option(
+        10.0, "wait this long for the closing handshake", group="WebSocket", parse=seconds
+    )
+    ws_per_message_deflate: bool = option(
+        True, "negotiate permessage-deflate", group="WebSocket", parse=boolean, metavar="BOOL"
+    )
+    ws_write_limit: int = option(
+        64 * KiB,
+        "send waits while more than this is buffered",
+        group="WebSocket",
+        parse=size,
+    )
+    # permessage-deflate's compression settings: from Python only.
     ws_deflate_window_bits: int = 12
     ws_deflate_mem_level: int = 5
-    ws_write_limit: int = 64 * KiB
-    # TLS
-    ssl_keyfile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile_password: str | None = None
-    ssl_version: int = int(ssl.PROTOCOL_TLS_SERVER)
-    ssl_cert_reqs: int = int(ssl.CERT_NONE)
-    ssl_ca_certs: str | None = None
-    ssl_ciphers: str = "TLSv1"
-    # krandog handlers: run sync handlers in a thread pool instead of on the event loop
-    handler_threads: bool = False
+    # -- TLS
+    ssl_keyfile: str | None = option(None, "private key file (PEM)", group="TLS")
+    ssl_certfile: str | None = option(None, "certificate chain file (PEM)", group="TLS")
+    ssl_keyfile_password: str | None = option(None, "password of the key file", group="TLS")
+    ssl_version: int = option(
+        int(ssl.PROTOCOL_TLS_SERVER), "an ssl.PROTOCOL_* number", group="TLS", parse=int
+    )
+    ssl_cert_reqs: int = option(
+        int(ssl.CERT_NONE),
+        "0 none, 1 optional, 2 required client certificates",
+        group="TLS",
+        parse=int,
+    )
+    ssl_ca_certs: str | None = option(
+        None, "CA certificates to verify clients against", group="TLS"
+    )
+    ssl_ciphers: str = option("TLSv1", "OpenSSL cipher list", group="TLS")
 
     def __post_init__(self) -> None:
         if self.forwarded_allow_ips is None:
@@ -188,7 +310,7 @@ class Config:
         return isinstance(self.app, str) and self.reload
 
     def load(self) -> None:
-        """Import the app, build TLS and header state. Called in each worker, after fork/spawn."""
+        """Import the app, build TLS and header state. Called in each worker, after spawn."""
         if self.loaded:
             return
         if self.is_ssl:
@@ -200,7 +322,7 @@ class Config:
         self.date_header = self.date_header and "date" not in own
         trust = _trusted_networks(self.forwarded_allow_ips or "")
         self.trust_all_proxies, self.trusted_networks, self.trusted_literals = trust
-        self.loaded_app = self.resolve_app()
+        self.loaded_app = load_app(self)
         self.loaded = True
 
     def check_options(self) -> None:
@@ -236,36 +358,6 @@ class Config:
             encoded.append(raw_name + b": " + raw_value + b"\r\n")
         return b"".join(encoded)
 
-    def resolve_app(self) -> ASGIApp:
-        """Turn ``self.app`` into an ASGI 3 callable: import, call a factory, wrap a handler."""
-        app: Any = self.app
-        if isinstance(app, str):
-            if self.app_dir and self.app_dir not in sys.path:
-                sys.path.insert(0, self.app_dir)
-            app = import_from_string(app)
-        if self.factory:
-            if not callable(app):
-                raise ImportFromStringError("--factory was given but the app is not callable.")
-            app = app()
-        elif self.interface == "auto" and looks_like_factory(app):
-            logger.warning(
-                "ASGI app factory detected (a function without arguments). Using it, but "
-                "please consider setting the --factory flag explicitly."
-            )
-            app = app()
-        if not callable(app):
-            raise ImportFromStringError(f"The app {app!r} is not callable.")
-        interface = self.interface
-        if interface == "auto":
-            interface = "krandog" if looks_like_krandog_handler(app) else "asgi"
-        if interface == "krandog":
-            from krandog_asgi.compat import is_krandog_app, krandog_app
-
-            if not is_krandog_app(app):
-                app = krandog_app(app, threads=self.handler_threads)
-        result: ASGIApp = app
-        return result
-
     def is_trusted_proxy(self, host: str | None) -> bool:
         if self.trust_all_proxies:
             return True
@@ -279,120 +371,23 @@ class Config:
             return False
         return any(address in net for net in self.trusted_networks)
 
-    def bind_socket(self) -> socket.socket:
-        """Create the listening socket in the parent so that every worker shares it."""
-        if self.uds:
-            path = self.uds
-            try:
-                mode = os.stat(path).st_mode
-            except FileNotFoundError:
-                pass
-            else:
-                if not stat.S_ISSOCK(mode):
-                    # Only a stale socket is replaced, never a file that happens to be there.
-                    raise OSError(errno.EADDRINUSE, f"{path} exists and is not a socket")
-                os.unlink(path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.bind(path)
-            except OSError as exc:
-                sock.close()
-                raise OSError(exc.errno, f"Cannot bind to {path}: {exc.strerror}") from exc
-            os.chmod(path, 0o666)
-            info = os.stat(path)
-            _BOUND_UNIX_SOCKETS[path] = (info.st_dev, info.st_ino)
-        elif self.fd is not None:
-            sock = socket.socket(fileno=self.fd)
-        else:
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((self.host, self.port))
-        if self.fd is None:
-            sock.listen(self.backlog)
-        sock.set_inheritable(True)
-        return sock
 
-
-class ConfigError(ValueError):
-    """An option that cannot be used (a TLS file, a header): one line for the user."""
-
-
-# Socket files this process bound: (device, inode), so that at exit we remove ours and never
-# the socket of a newer server that has since been started on the same path.
-_BOUND_UNIX_SOCKETS: dict[str, tuple[int, int]] = {}
-
-
-def remove_unix_socket(path: str) -> None:
-    """Remove the socket file we bound, at shutdown, if it is still ours."""
-    ours = _BOUND_UNIX_SOCKETS.pop(path, None)
-    try:
-        info = os.stat(path)
-        if ours == (info.st_dev, info.st_ino):
-            os.unlink(path)
-    except OSError:
-        pass
-
-
-def looks_like_krandog_handler(app: Any) -> bool:
-    """A krandog handler takes one positional argument; an ASGI 3 app takes three."""
-    from krandog_asgi.compat import is_krandog_app
-
-    if is_krandog_app(app):
-        return False
-    target = app
-    if not (inspect.isfunction(target) or inspect.ismethod(target)):
-        if inspect.isclass(app) or not callable(app):
-            return False
-        target = app.__call__
-    return _required_positional(target) == 1
-
-
-def looks_like_factory(app: Any) -> bool:
-    """A plain function that takes no argument cannot be an ASGI app or a handler: it is an app
-    factory given without ``--factory`` (uvicorn calls it too, with a warning)."""
-    if not inspect.isfunction(app) or inspect.iscoroutinefunction(app):
-        return False
-    try:
-        return not inspect.signature(app).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _required_positional(target: Any) -> int | None:
-    """How many positional arguments ``target`` requires; None when it takes ``*args`` or its
-    signature cannot be read."""
-    try:
-        sig = inspect.signature(target)
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values()):
-        return None
-    return sum(
-        1
-        for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    )
-
-
-def create_ssl_context(config: Config) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(config.ssl_version)
-    password = config.ssl_keyfile_password
-
-    def get_password() -> str:
-        return password or ""
-
-    if config.ssl_certfile is None:
-        raise ValueError("--ssl-keyfile needs --ssl-certfile")
-    ctx.load_cert_chain(
-        config.ssl_certfile, config.ssl_keyfile, get_password if password is not None else None
-    )
-    ctx.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
-    if config.ssl_ca_certs:
-        ctx.load_verify_locations(config.ssl_ca_certs)
-    if config.ssl_ciphers:
-        ctx.set_ciphers(config.ssl_ciphers)
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
+def _trusted_networks(
+    spec: str | Sequence[str],
+) -> tuple[bool, list[ipaddress.IPv4Network | ipaddress.IPv6Network], set[str]]:
+    """Split ``--forwarded-allow-ips`` into (trust all, networks, literals such as UDS paths)."""
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    literals: set[str] = set()
+    trust_all = False
+    for item in items:
+        if not item:
+            continue
+        if item == "*":
+            trust_all = True
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            literals.add(item)
+    return trust_all, networks, literals

@@ -15,10 +15,12 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
-from krandog_asgi.config import Config, ConfigError, ImportFromStringError, remove_unix_socket
+from krandog_asgi.config import Config, ConfigError
 from krandog_asgi.http_protocol import HTTPProtocol
+from krandog_asgi.process.binding import bind_socket, remove_unix_socket
 from krandog_asgi.process.envfile import apply_env_file, load_env_file
 from krandog_asgi.process.lifespan import Lifespan
+from krandog_asgi.process.loader import ImportFromStringError, load_app
 from krandog_asgi.process.logs import configure_logging
 from krandog_asgi.process.state import ServerState
 
@@ -97,27 +99,17 @@ class Server:
                     remove_unix_socket(bound_here)
 
     async def _bind(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
+        """Listen on ``sockets`` (bound by a supervisor), else on what the config names."""
         config = self.config
         loop = state.loop
+        ctx = config.ssl_context
 
         def factory() -> HTTPProtocol:
             return HTTPProtocol(state)
 
-        ctx = config.ssl_context
         if sockets is None and (config.uds or config.fd is not None):
-            sockets = [config.bind_socket()]
-        if sockets is not None:
-            for sock in sockets:
-                if sock.family == socket.AF_UNIX:
-                    srv = await loop.create_unix_server(
-                        factory, sock=sock, ssl=ctx, backlog=config.backlog
-                    )
-                else:
-                    srv = await loop.create_server(
-                        factory, sock=sock, ssl=ctx, backlog=config.backlog
-                    )
-                self.servers.append(srv)
-        else:
+            sockets = [bind_socket(config)]
+        if sockets is None:
             srv = await loop.create_server(
                 factory,
                 host=config.host,
@@ -127,7 +119,18 @@ class Server:
                 reuse_address=True,
             )
             self.servers.append(srv)
-        scheme = "https" if ctx else "http"
+        for sock in sockets or ():
+            if sock.family == socket.AF_UNIX:
+                srv = await loop.create_unix_server(
+                    factory, sock=sock, ssl=ctx, backlog=config.backlog
+                )
+            else:
+                srv = await loop.create_server(factory, sock=sock, ssl=ctx, backlog=config.backlog)
+            self.servers.append(srv)
+        self._announce("https" if ctx else "http")
+
+    def _announce(self, scheme: str) -> None:
+        """Log each address served (tests and scripts read the port of ``--port 0`` here)."""
         for listener in self.servers:
             for sock in listener.sockets or ():
                 name = sock.getsockname()
@@ -151,12 +154,18 @@ class Server:
         self.request_exit()
 
     async def _shutdown(self, state: ServerState) -> None:
+        """Stop accepting, let connections finish within ``--timeout-graceful-shutdown``, then
+        cut whatever is left."""
         logger.info("Shutting down")
         state.shutting_down = True
         for srv in self.servers:
             srv.close()
         for conn in list(state.connections):
             conn.shutdown()
+        await self._wait_for_connections(state)
+        await self._cut_leftovers(state)
+
+    async def _wait_for_connections(self, state: ServerState) -> None:
         timeout = self.config.timeout_graceful_shutdown
         loop = state.loop
         deadline = loop.time() + timeout if timeout else None  # 0 or None: no bound
@@ -170,11 +179,15 @@ class Server:
                     len(state.cycles),
                     len(state.connections),
                 )
-                break
+                return
             if not waiting_logged and state.connections:
                 logger.info("Waiting for connections to close. (CTRL+C to force quit)")
                 waiting_logged = True
             await asyncio.sleep(0.05)
+
+    async def _cut_leftovers(self, state: ServerState) -> None:
+        """Cancel the app tasks and abort the connections still open after the graceful wait
+        (none after a clean one), then give the listeners a second to close."""
         for cycle in list(state.cycles):
             task = getattr(cycle, "task", None)
             if task is not None and not task.done():
@@ -190,7 +203,7 @@ class Server:
         for srv in self.servers:
             try:
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
-            except (asyncio.TimeoutError, Exception):
+            except Exception:  # a listener that will not close must not hold up the exit
                 pass
 
     async def _lifespan_shutdown(self, lifespan: Lifespan) -> None:
@@ -326,7 +339,7 @@ def _run(app: Any, **options: Any) -> int:
 
         try:
             config.check_options()  # fail fast, in the parent, with one clear line
-            config.resolve_app()
+            load_app(config)
         except Exception as exc:
             _log_load_error(config, exc)
             return 1

@@ -49,20 +49,12 @@ def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]
 # -- loading the app ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("app", "message"),
-    [
-        ("nosuchmodule:app", 'Could not import module "nosuchmodule"'),
-        ("proc:nope", 'Attribute "nope" not found in module "proc"'),
-        ("proc", 'APP must be "<module>:<attribute>"'),
-        ("broken_import:app", "No module named 'not_a_real_dependency_xyz'"),
-    ],
-)
-def test_bad_app_prints_one_clear_line_and_exits_1(app: str, message: str) -> None:
-    result = run_cli(app, "--app-dir", str(APPS), "--port", "0")
+def test_bad_app_prints_one_clear_line_and_exits_1() -> None:
+    """The process side; each kind of load failure and its line: tests/process/test_loader.py."""
+    result = run_cli("nosuchmodule:app", "--app-dir", str(APPS), "--port", "0")
     assert result.returncode == 1
     output = (result.stdout + result.stderr).strip()
-    assert message in output
+    assert 'Could not import module "nosuchmodule"' in output
     assert "Traceback" not in output
     assert len(output.splitlines()) == 1, output
 
@@ -74,29 +66,6 @@ def test_bad_app_with_workers_fails_fast_in_parent() -> None:
     assert "Started server process" not in result.stderr
 
 
-def test_python_dash_m_and_dotted_attribute(serve) -> None:
-    server = serve("proc:app.__call__", "--interface", "asgi")
-    assert httpx.get(server.url + "/x").json()["path"] == "/x"
-
-
-def test_factory(serve) -> None:
-    server = serve("proc:create_app", "--factory")
-    assert httpx.get(server.url + "/f").json()["path"] == "/f"
-
-
-def test_factory_without_the_flag_is_detected_with_a_warning(serve) -> None:
-    """A function taking no argument cannot be an app or a handler (uvicorn does the same)."""
-    server = serve("proc:create_app")
-    assert httpx.get(server.url + "/f").json()["path"] == "/f"
-    assert "ASGI app factory detected" in server.log
-
-
-def test_failing_factory_exits_1() -> None:
-    result = run_cli("proc:broken_factory", "--factory", "--app-dir", str(APPS), "--port", "0")
-    assert result.returncode == 1
-    assert "factory exploded" in result.stderr
-
-
 def test_lifespan_startup_failure_exits_3() -> None:
     result = run_cli(
         "proc:failing_startup", "--app-dir", str(APPS), "--port", "0", "--lifespan", "on"
@@ -104,16 +73,6 @@ def test_lifespan_startup_failure_exits_3() -> None:
     assert result.returncode == 3
     assert "no database" in result.stderr
     assert "Application startup failed" in result.stderr
-
-
-def test_web_concurrency_from_the_env_file(serve, tmp_path: Path) -> None:
-    env_file = tmp_path / "workers.env"
-    env_file.write_text("WEB_CONCURRENCY=2\n")
-    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
-    server = serve("proc:app", "--env-file", str(env_file), env=env)
-    assert server.wait_for_log(r"(?s)(Started server process.*){2}", timeout=15), server.log
-    assert "Started parent process" in server.log
-    assert httpx.get(server.url + "/").status_code == 200
 
 
 def test_env_file(serve, tmp_path: Path) -> None:
@@ -186,27 +145,16 @@ def test_uds_exit_leaves_a_newer_servers_socket_alone(tmp_path: Path) -> None:
                 proc.wait(10)
 
 
-def test_uds_never_replaces_a_file_that_is_not_a_socket(tmp_path: Path) -> None:
-    path = tmp_path / "precious.txt"
-    path.write_text("keep me")
-    result = run_cli("proc:app", "--app-dir", str(APPS), "--uds", str(path))
-    assert result.returncode == 1
-    assert "exists and is not a socket" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert path.read_text() == "keep me"
-
-
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--env-file", "/nonexistent/app.env"], "cannot read --env-file /nonexistent/app.env"),
         (["--log-config", "/nonexistent/log.json"], "cannot use --log-config"),
         (["--uds", "/nonexistent/dir/x.sock"], "Cannot bind to /nonexistent/dir/x.sock"),
-        (["--header", "X-Bad: caf\u00e9\u20ac"], "Invalid --header"),
     ],
-    ids=["env-file", "log-config", "uds-dir", "header"],
+    ids=["log-config", "uds-dir"],
 )
 def test_operational_errors_are_one_clear_line(flags: list[str], message: str) -> None:
+    """A bad --env-file, --header or TLS file: in memory in test_cli.py and tests/process/."""
     result = run_cli("proc:app", "--app-dir", str(APPS), "--port", "0", *flags)
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 1, output
@@ -216,16 +164,6 @@ def test_operational_errors_are_one_clear_line(flags: list[str], message: str) -
     # (binding happens after lifespan startup, as in uvicorn: its INFO lines come first)
     errors = [line for line in output.splitlines() if not line.startswith("INFO:")]
     assert len(errors) == 1, output
-
-
-def test_tls_setup_error_names_the_files_not_the_app(tmp_path: Path) -> None:
-    missing = str(tmp_path / "missing-cert.pem")
-    result = run_cli("proc:app", "--app-dir", str(APPS), "--port", "0", "--ssl-certfile", missing)
-    output = (result.stdout + result.stderr).strip()
-    assert result.returncode == 1
-    assert f"Could not set up TLS (--ssl-certfile {missing})" in output
-    assert "Error loading ASGI app" not in output
-    assert "Traceback" not in output
 
 
 def test_workers_fail_once_in_the_parent_for_bad_options(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from krandog_asgi.config import Config, remove_unix_socket
+from krandog_asgi.config import Config
+from krandog_asgi.process.binding import bind_socket, remove_unix_socket
 
 __all__ = ["run_reloader", "run_workers"]
 
@@ -88,7 +89,7 @@ def _stop_timeout(config: Config) -> float:
 def run_workers(config: Config, target: WorkerTarget) -> int:
     """Run ``config.workers`` server processes on one shared socket until signalled."""
     try:
-        sock = config.bind_socket()
+        sock = bind_socket(config)
     except OSError as exc:
         logger.error("%s", exc)
         return 1
@@ -161,7 +162,7 @@ def run_reloader(config: Config, target: WorkerTarget) -> int:
         return 1
     roots = [Path(d).resolve() for d in (config.reload_dirs or [os.getcwd()])]
     try:
-        sock = config.bind_socket()
+        sock = bind_socket(config)
     except OSError as exc:
         logger.error("%s", exc)
         return 1
