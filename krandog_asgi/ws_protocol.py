@@ -131,11 +131,8 @@ class WebSocketProtocol(WebSocketIO):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        if self.conn is not None:
-            WebSocketIO.data_received(self, data)
-            return
-        # The client spoke before the handshake finished: keep it for after the accept.
+    def handshake_data(self, data: bytes) -> None:
+        """The client spoke before the app accepted: keep it for after the accept."""
         self.pending += data
         if len(self.pending) > PENDING_LIMIT and not self.read_paused:
             self.read_paused = True
@@ -162,7 +159,7 @@ class WebSocketProtocol(WebSocketIO):
     def shutdown(self) -> None:
         """Graceful shutdown: RFC 6455 code 1012 ("service restart") for open connections."""
         if self.conn is not None:
-            if not self.conn.close_sent:
+            if not self.conn.closing.close_sent:
                 self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
         elif self.responded or self.handshake is None:
             self.transport.close()
@@ -197,7 +194,7 @@ class WebSocketProtocol(WebSocketIO):
         if self.closed:
             return
         if self.conn is not None:
-            if not self.conn.close_sent:
+            if not self.conn.closing.close_sent:
                 # The app is gone: 1011 after a crash, a normal close otherwise.
                 code = CloseCode.INTERNAL_ERROR if error else CloseCode.NORMAL_CLOSURE
                 self.start_close(code)
@@ -242,7 +239,7 @@ class WebSocketProtocol(WebSocketIO):
                 raise RuntimeError("'websocket.send' before 'websocket.accept'")
             if self.app_closed:
                 raise RuntimeError("'websocket.send' after 'websocket.close'")
-            if self.closed or conn.close_sent:
+            if self.closed or conn.closing.close_sent:
                 raise ClientDisconnected("The WebSocket connection is closed")
             text = message.get("text")
             if text is not None:
@@ -328,7 +325,7 @@ class WebSocketProtocol(WebSocketIO):
             transport.resume_reading()
         if self.pending:
             data, self.pending = self.pending, b""
-            WebSocketIO.data_received(self, data)
+            self.data_received(data)
         self.handshake_done()
         if self.state.shutting_down:
             self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
