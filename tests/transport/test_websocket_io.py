@@ -358,3 +358,13 @@ def test_a_peer_that_stops_reading_is_closed_after_a_keepalive_period() -> None:
         assert io.end_code == 1011
 
     fake_clock(main)
+
+
+def test_ping_interval_zero_sends_no_keepalive_pings() -> None:
+    async def main(loop: FakeClockLoop) -> None:
+        io, transport = make(ping_interval=0, ping_timeout=1)
+        await elapse(loop, io, 100)
+        assert transport.written == []
+        assert not io.deadline
+
+    fake_clock(main)
