@@ -1,4 +1,5 @@
-"""asyncio glue around ``wsconn.Connection``, shared by the server protocol and the client.
+"""asyncio glue around ``websocket.connection.Connection``, shared by the server protocol and
+the client.
 
 It owns what the sans-I/O core cannot: the transport, flow control both ways, keepalive pings,
 closing-handshake timers, and the order in which the consumer (the ASGI app, or the client's
