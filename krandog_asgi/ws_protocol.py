@@ -2,15 +2,21 @@
 
 ``HTTPProtocol`` hands over the request it parsed (scope and headers) and any bytes that followed
 it. This module validates the handshake, runs the app, and translates between ASGI messages and
-the sans-I/O core; the shared transport logic lives in ``ws_io``.
+the sans-I/O core; the shared transport logic lives in ``transport.websocket_io``.
+
+What the app may send depends on where the exchange stands, a ``Phase`` (model: hypercorn's
+``ASGIWebsocketState``); ``send`` dispatches on (message type, phase) and raises
+``UnexpectedMessage`` for any other pair.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from typing import TYPE_CHECKING
 
+from krandog_asgi.asgi_types import UnexpectedMessage
 from krandog_asgi.http.response import (
     ClientDisconnected,
     check_header,
@@ -20,7 +26,7 @@ from krandog_asgi.http.response import (
 from krandog_asgi.transport.websocket_io import END, WebSocketIO
 from krandog_asgi.websocket.connection import Connection, Side
 from krandog_asgi.websocket.deflate import negotiate_server
-from krandog_asgi.websocket.frames import CloseCode
+from krandog_asgi.websocket.frames import OP_BINARY, OP_TEXT, CloseCode
 from krandog_asgi.websocket.handshake import (
     HandshakeError,
     ServerHandshake,
@@ -32,7 +38,7 @@ if TYPE_CHECKING:
     from krandog_asgi.asgi_types import Message, Scope
     from krandog_asgi.process.state import ServerState
 
-__all__ = ["WebSocketProtocol"]
+__all__ = ["Phase", "WebSocketProtocol"]
 
 logger = logging.getLogger("krandog_asgi.error")
 
@@ -51,22 +57,53 @@ _RESERVED = frozenset(
     }
 )
 _CONNECT = {"type": "websocket.connect"}
+# The messages that answer the upgrade request.
+_ANSWERS = ("websocket.accept", "websocket.close", "websocket.http.response.start")
+
+
+class Phase(enum.Enum):
+    """Where the app's side of the exchange stands."""
+
+    HANDSHAKE = "handshake"  # the upgrade request waits for the app's answer
+    CONNECTED = "connected"  # accepted: messages flow both ways
+    RESPONSE = "response"  # a denial response is under way (its start was sent, not its end)
+    CLOSED = "closed"  # accepted, then the app sent websocket.close
+    REJECTED = "rejected"  # an HTTP response went instead of the upgrade (403, 4xx, 500, denial)
+
+
+HANDSHAKE = Phase.HANDSHAKE
+CONNECTED = Phase.CONNECTED
+RESPONSE = Phase.RESPONSE
+CLOSED = Phase.CLOSED
+REJECTED = Phase.REJECTED
+
+
+def unexpected(kind: str, phase: Phase) -> UnexpectedMessage:
+    """The error for a message that ``phase`` does not allow, saying what was wrong with it."""
+    if kind == "websocket.send":
+        when = "after 'websocket.close'" if phase is CLOSED else "before 'websocket.accept'"
+        return UnexpectedMessage(f"'websocket.send' {when}")
+    if kind == "websocket.close" and phase is CLOSED:
+        return UnexpectedMessage("'websocket.close' sent twice")
+    if kind in _ANSWERS:
+        return UnexpectedMessage(f"Unexpected {kind!r}: the handshake was already answered.")
+    if kind == "websocket.http.response.body":
+        return UnexpectedMessage("'websocket.http.response.body' without a response start")
+    return UnexpectedMessage(f"Unexpected ASGI message type {kind!r} in a WebSocket connection.")
 
 
 class WebSocketProtocol(WebSocketIO):
     """One upgraded connection: the handshake, then ASGI ``receive``/``send`` for the app."""
 
     __slots__ = (
-        "accepted",
-        "app_closed",
         "client",
         "config",
-        "connect_sent",
+        "connect_delivered",
         "denial",
         "handshake",
         "handshake_waiter",
         "pending",
-        "responded",
+        "phase",
         "scope",
         "state",
         "task",
@@ -95,11 +132,11 @@ class WebSocketProtocol(WebSocketIO):
         self.client = client
         self.handshake: ServerHandshake | None = None
         self.pending = b""
-        self.accepted = False
-        self.responded = False  # an HTTP answer (403, 500 or a denial response) was sent
-        self.app_closed = False
-        self.connect_sent = False
-        self.denial: tuple[list[bytes], list[bytes]] | None = None
+        self.phase = HANDSHAKE
+        # The receive side's own progress: websocket.connect comes first even to an app that
+        # answers before it receives (as uvicorn and hypercorn do it).
+        self.connect_delivered = False
+        self.denial: tuple[list[bytes], list[bytes]] | None = None  # head and body, in RESPONSE
         self.handshake_waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -123,7 +160,7 @@ class WebSocketProtocol(WebSocketIO):
         self.task = self.loop.create_task(self.run_asgi())
 
     def reject(self, status: int, message: str, headers: bytes = b"") -> None:
-        self.responded = True
+        self.phase = REJECTED
         self.handshake_done()
         logger.debug("WebSocket handshake refused: %s", message)
         self.transport.write(error_response(status, message, self.state.default_headers + headers))
@@ -131,11 +168,8 @@ class WebSocketProtocol(WebSocketIO):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        if self.conn is not None:
-            WebSocketIO.data_received(self, data)
-            return
-        # The client spoke before the handshake finished: keep it for after the accept.
+    def handshake_data(self, data: bytes) -> None:
+        """The client spoke before the app accepted: keep it for after the accept."""
         self.pending += data
         if len(self.pending) > PENDING_LIMIT and not self.read_paused:
             self.read_paused = True
@@ -162,9 +196,9 @@ class WebSocketProtocol(WebSocketIO):
     def shutdown(self) -> None:
         """Graceful shutdown: RFC 6455 code 1012 ("service restart") for open connections."""
         if self.conn is not None:
-            if not self.conn.close_sent:
+            if not self.conn.closing.close_sent:
                 self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
-        elif self.responded or self.handshake is None:
+        elif self.phase is REJECTED or self.handshake is None:
             self.transport.close()
 
     def is_idle(self) -> bool:
@@ -197,24 +231,24 @@ class WebSocketProtocol(WebSocketIO):
         if self.closed:
             return
         if self.conn is not None:
-            if not self.conn.close_sent:
+            if not self.conn.closing.close_sent:
                 # The app is gone: 1011 after a crash, a normal close otherwise.
                 code = CloseCode.INTERNAL_ERROR if error else CloseCode.NORMAL_CLOSURE
                 self.start_close(code)
-        elif not self.responded:
-            # Also a denial response the app started but never finished.
+        elif self.phase is not REJECTED:
+            # Not answered, or a denial response the app started but never finished.
             if not error:
                 logger.error("ASGI callable returned without accepting or closing the WebSocket.")
             self.reject(500, "Internal Server Error")
 
     async def receive(self) -> Message:
-        if not self.connect_sent:
-            self.connect_sent = True
+        if not self.connect_delivered:
+            self.connect_delivered = True
             return dict(_CONNECT)
         if self.conn is None:
             # Not accepted yet (another task of the app is deciding): wait for the accept or
             # for the end of the connection.
-            if not self.closed and not self.responded:
+            if not self.closed and self.phase is not REJECTED:
                 if self.handshake_waiter is None:
                     self.handshake_waiter = self.loop.create_future()
                 await self.handshake_waiter
@@ -236,48 +270,54 @@ class WebSocketProtocol(WebSocketIO):
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        if kind == "websocket.send":
+        if kind == "websocket.send" and self.phase is CONNECTED:
             conn = self.conn
-            if conn is None:
-                raise RuntimeError("'websocket.send' before 'websocket.accept'")
-            if self.app_closed:
-                raise RuntimeError("'websocket.send' after 'websocket.close'")
-            if self.closed or conn.close_sent:
+            assert conn is not None
+            if self.closed or conn.closing.close_sent:
                 raise ClientDisconnected("The WebSocket connection is closed")
             text = message.get("text")
             if text is not None:
                 if message.get("bytes") is not None:
                     # ASGI: "Exactly one of bytes or text must be non-None."
                     raise ValueError("'websocket.send' with both 'text' and 'bytes'")
-                conn.send_text(text)
+                conn.send_message(OP_TEXT, text.encode("utf-8"))
             else:
                 data = message.get("bytes")
                 if data is None:
                     raise ValueError("'websocket.send' needs 'text' or 'bytes'")
-                conn.send_binary(data)
+                conn.send_message(OP_BINARY, data)
             if self.write_paused:
                 await self.drain()
                 if self.closed:
                     raise ClientDisconnected("The WebSocket connection is closed")
-        elif kind == "websocket.accept":
+            return
+        phase = self.phase
+        if kind == "websocket.accept" and phase is HANDSHAKE:
             self.accept(message)
-        elif kind == "websocket.close":
-            self.app_send_close(message)
-        elif kind == "websocket.http.response.start":
+        elif kind == "websocket.close" and phase is HANDSHAKE:
+            # ASGI: closing before accepting refuses the handshake with 403.
+            self.check_client_present()
+            self.reject(403, "Forbidden")
+        elif kind == "websocket.close" and phase is CONNECTED:
+            self.phase = CLOSED
+            if not self.closed:
+                self.start_close(
+                    message.get("code", CloseCode.NORMAL_CLOSURE), message.get("reason") or ""
+                )
+        elif kind == "websocket.http.response.start" and phase is HANDSHAKE:
             self.denial_start(message)
-        elif kind == "websocket.http.response.body":
+        elif kind == "websocket.http.response.body" and phase is RESPONSE:
             self.denial_body(message)
         else:
-            raise RuntimeError(f"Unexpected ASGI message type {kind!r} in a WebSocket connection.")
+            raise unexpected(kind, phase)
 
-    def check_not_answered(self, kind: str) -> None:
-        if self.accepted or self.responded or self.denial is not None:
-            raise RuntimeError(f"Unexpected {kind!r}: the handshake was already answered.")
+    def check_client_present(self) -> None:
+        """An answer to the upgrade request needs the client still there to take it."""
         if self.closed:
             raise ClientDisconnected("The client disconnected during the handshake")
 
     def accept(self, message: Message) -> None:
-        self.check_not_answered("websocket.accept")
+        self.check_client_present()
         handshake = self.handshake
         assert handshake is not None
         subprotocol = message.get("subprotocol")
@@ -313,7 +353,7 @@ class WebSocketProtocol(WebSocketIO):
                 b"".join(extra),
             )
         )
-        self.accepted = True
+        self.phase = CONNECTED
         self.handshake = None  # not needed any more; keeps the connection small
         conn = Connection(
             Side.SERVER,
@@ -328,28 +368,14 @@ class WebSocketProtocol(WebSocketIO):
             transport.resume_reading()
         if self.pending:
             data, self.pending = self.pending, b""
-            WebSocketIO.data_received(self, data)
+            self.data_received(data)
         self.handshake_done()
         if self.state.shutting_down:
             self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
 
-    def app_send_close(self, message: Message) -> None:
-        code = message.get("code", CloseCode.NORMAL_CLOSURE)
-        reason = message.get("reason") or ""
-        if self.conn is None:
-            # ASGI: closing before accepting refuses the handshake with 403.
-            self.check_not_answered("websocket.close")
-            self.reject(403, "Forbidden")
-            return
-        if self.app_closed:
-            raise RuntimeError("'websocket.close' sent twice")
-        self.app_closed = True
-        if not self.closed:
-            self.start_close(code, reason)
-
     def denial_start(self, message: Message) -> None:
         """WebSocket Denial Response extension: an HTTP response instead of the upgrade."""
-        self.check_not_answered("websocket.http.response.start")
+        self.check_client_present()
         head = [final_status_line(message["status"]), self.state.default_headers]
         for name, value in message.get("headers") or ():
             check_header(name, value)
@@ -357,10 +383,10 @@ class WebSocketProtocol(WebSocketIO):
                 continue  # the body is framed by us
             head.append(b"%s: %s\r\n" % (name, value))
         self.denial = (head, [])
+        self.phase = RESPONSE
 
     def denial_body(self, message: Message) -> None:
-        if self.denial is None or self.responded:
-            raise RuntimeError("'websocket.http.response.body' without a response start")
+        assert self.denial is not None
         head, body = self.denial
         body.append(message.get("body", b""))
         if message.get("more_body", False):
@@ -368,7 +394,7 @@ class WebSocketProtocol(WebSocketIO):
         payload = b"".join(body)
         head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(payload))
         head.append(payload)
-        self.responded = True
+        self.phase = REJECTED
         self.transport.write(b"".join(head))
         self.close_transport()
 

@@ -472,8 +472,13 @@ def test_slow_reader_makes_send_wait(serve) -> None:
     assert httpx.get(server.url + "/report").json()["flood"] == 200
 
 
+# The /hoard app never returns, so graceful shutdown would wait its full 30 s for it (and the
+# fixture kills the server after 10 s): the servers it runs on get a short shutdown bound.
+HOARD_SHUTDOWN = ("--timeout-graceful-shutdown", "0.5")
+
+
 def test_app_that_does_not_receive_pauses_reading(serve) -> None:
-    server = serve("ws_apps:app", "--ws-max-queue", "4")
+    server = serve("ws_apps:app", "--ws-max-queue", "4", *HOARD_SHUTDOWN)
     sock = raw_ws(server, b"/hoard")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
     sock.settimeout(2)
@@ -489,6 +494,7 @@ def test_app_that_does_not_receive_pauses_reading(serve) -> None:
     with pytest.raises(TimeoutError):
         flood()
     assert sent < 500, f"the server kept reading: {sent} x 64 KiB accepted"
+    sock.close()
 
 
 def test_server_keeps_serving_after_bad_clients(ws_server: RunningServer) -> None:
@@ -505,7 +511,7 @@ def test_server_keeps_serving_after_bad_clients(ws_server: RunningServer) -> Non
 def test_ping_flood_from_a_client_that_never_reads_is_bounded(serve) -> None:
     """Every ping is answered with a pong; a client that never reads them must not make the
     server buffer pongs without bound: reading stops once our writes back up."""
-    server = serve("ws_apps:app")
+    server = serve("ws_apps:app", *HOARD_SHUTDOWN)
     sock = raw_ws(server, b"/hoard")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     sock.settimeout(3)
@@ -521,6 +527,7 @@ def test_ping_flood_from_a_client_that_never_reads_is_bounded(serve) -> None:
     with pytest.raises(TimeoutError):
         flood()
     assert sent < 40 * 1024 * 1024, f"the server kept reading pings: {sent} bytes"
+    sock.close()
 
 
 def test_keepalive_does_not_kill_a_client_whose_pongs_wait_behind_a_full_queue(serve) -> None:
@@ -532,10 +539,13 @@ def test_keepalive_does_not_kill_a_client_whose_pongs_wait_behind_a_full_queue(s
         "0.3",
         "--ws-ping-timeout",
         "0.3",
+        *HOARD_SHUTDOWN,
     )
 
     async def main() -> None:
-        async with connect(server.ws_url + "/hoard", ping_interval=None) as ws:
+        # The server cannot read our close frame behind its full queue: do not wait 10 s for
+        # its answer when leaving.
+        async with connect(server.ws_url + "/hoard", ping_interval=None, close_timeout=0.2) as ws:
             for i in range(20):
                 await ws.send(f"m{i}")  # the app never receives: the queue fills, reading pauses
             with pytest.raises(asyncio.TimeoutError):

@@ -1,10 +1,13 @@
 """Per-message Python cost of the server WebSocket echo path with no sockets.
 
-    python bench/micro/ws_hotpath.py [--profile] [--messages N] [--size BYTES]
+    python bench/micro/ws_hotpath.py [--profile] [--core] [--messages N] [--size BYTES]
 
 Upgrades 64 fake connections through ``HTTPProtocol`` into ``WebSocketProtocol`` running an ASGI
 echo app, feeds one masked text frame per connection per round, lets the app tasks run, and
 reports microseconds of CPU per echoed message (syscalls excluded).
+
+``--core`` times the sans-I/O parser alone: ``Connection.receive_data`` on one frame per call
+and on 16 frames per call (nanoseconds per frame).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import cProfile
 import pstats
 import time
+import timeit
 from typing import Any
 
 import uvloop
@@ -21,6 +25,7 @@ import uvloop
 from krandog_asgi.config import Config
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.state import ServerState
+from krandog_asgi.websocket.connection import Connection, Side
 from krandog_asgi.websocket.frames import build_frame
 
 UPGRADE = (
@@ -107,12 +112,25 @@ async def run(messages: int, conns: int, size: int) -> float:
     return (t1 - t0) / (rounds * conns) * 1e6
 
 
+def core(size: int) -> None:
+    conn = Connection(Side.SERVER, lambda data: None)
+    frame = build_frame(1, b"x" * size, mask=b"\x01\x02\x03\x04")
+    for frames, calls in ((1, 200_000), (16, 20_000)):
+        data = frame * frames
+        best = min(timeit.repeat(lambda: conn.receive_data(data), number=calls, repeat=5))  # noqa: B023
+        print(f"{best / (calls * frames) * 1e9:.0f} ns per frame, {frames} per receive_data call")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--core", action="store_true")
     args = ap.parse_args()
+    if args.core:
+        core(args.size)
+        return
     loop = uvloop.new_event_loop()
     loop.run_until_complete(run(10_000, 64, args.size))
     if args.profile:

@@ -1,4 +1,5 @@
-"""asyncio glue around ``wsconn.Connection``, shared by the server protocol and the client.
+"""asyncio glue around ``websocket.connection.Connection``, shared by the server protocol and
+the client.
 
 It owns what the sans-I/O core cannot: the transport, flow control both ways, keepalive pings,
 closing-handshake timers, and the order in which the consumer (the ASGI app, or the client's
@@ -28,6 +29,7 @@ from typing import Any, cast
 from krandog_asgi.transport.flow import WriteFlowControl
 from krandog_asgi.websocket.connection import (
     CloseReceived,
+    Closing,
     Connection,
     InvalidState,
     Ping,
@@ -137,6 +139,9 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         """What the consumer receives for a data message."""
         return message
 
+    def handshake_data(self, data: bytes) -> None:
+        """Bytes that arrived before ``attach``: the handshake's, or frames sent right after it."""
+
     def schedule_deadline(self) -> None:
         """Called when ``deadline`` moved earlier; the server's tick needs nothing."""
 
@@ -213,9 +218,12 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is None:
+            self.handshake_data(data)
             return
-        # After our close frame nothing is queued any more, so there is nothing to limit.
-        limit = self.max_queue if not conn.close_sent else None
+        # After our close frame nothing is queued any more, so there is nothing to limit. Only
+        # the last event (a close frame or a protocol error) can change that.
+        dropping = conn.closing.close_sent
+        limit = None if dropping else self.max_queue
         events = conn.receive_data(data, limit)
         if limit is not None and len(events) >= limit and conn.buf:
             # Parsing stopped at the limit: read no more until the consumer catches up.
@@ -224,7 +232,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
-                if not conn.close_sent:
+                if not dropping:
                     self.push(self.wrap_message(cast("str | bytes", event)))
             elif kind is Pong:
                 self.pong_received(cast(Pong, event).data)
@@ -271,7 +279,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         """Read only while the consumer has room and our own writes are flowing."""
         inbox = self.inbox
         conn = self.conn
-        closing = conn is not None and conn.close_sent  # messages are dropped from now on
+        closing = conn is not None and conn.closing.close_sent  # messages are dropped from now on
         pause = self.write_paused or (
             not closing and (self.backlog or (inbox is not None and len(inbox) >= self.max_queue))
         )
@@ -361,7 +369,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         messages to take (or is handling the last one), then once it asks for more."""
         assert self.conn is not None
         self.pending_end = event
-        if self.conn.close_sent or not (self.inbox or self.busy):
+        if self.conn.closing.close_sent or not (self.inbox or self.busy):
             self.finish_peer_ending()
             self.wake(END)
             return
@@ -381,7 +389,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
             conn.fail(event.code, event.reason)
             self.close_transport()
             return
-        if not conn.close_sent:
+        if not conn.closing.close_sent:
             # RFC 6455 §5.5.1: echo the status code we received (and its reason, so that the
             # peer's CloseEvent.reason is what it sent).
             if event.code == CloseCode.NO_STATUS_RCVD:
@@ -409,8 +417,8 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         conn = self.conn
         if conn is None or self.closed:
             return
-        if conn.close_rcvd is not None or conn.failed:
-            if not conn.close_sent:
+        if conn.close_rcvd is not None or conn.closing is Closing.FAILED:
+            if not conn.closing.close_sent:
                 conn.send_close(code, reason)
             self.close_transport()
             return
@@ -496,7 +504,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
             # No new ping while one is unanswered, or while we are not reading (the pong could
             # not be seen).
             outstanding = self.ping_payload and self.ping_timeout
-            if not outstanding and not self.read_paused and not conn.close_sent:
+            if not outstanding and not self.read_paused and not conn.closing.close_sent:
                 if self.pings is None:
                     self.pings = {}
                 elif self.ping_payload:  # never answered (no timeout set): forget it

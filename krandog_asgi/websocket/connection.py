@@ -29,16 +29,18 @@ from krandog_asgi.websocket.frames import (
     OP_PONG,
     OP_TEXT,
     CloseCode,
-    InvalidClosePayload,
+    FrameError,
     apply_mask,
     build_close_payload,
     build_frame,
     parse_close_payload,
+    parse_header,
     rotate_mask,
 )
 
 __all__ = [
     "CloseReceived",
+    "Closing",
     "Connection",
     "Event",
     "InvalidState",
@@ -69,6 +71,40 @@ class State(enum.IntEnum):
     OPEN = 1
     CLOSING = 2
     CLOSED = 3
+
+
+class Closing(enum.Enum):
+    """Where the closing handshake stands (RFC 6455 §7); ``Connection.closing`` holds one.
+
+    Each state says whether frames are still read and whether our close frame is out (after
+    it, no data frame may be sent: §5.5.1), as attributes the hot path reads without a call.
+    Values: (label, reading, close_sent).
+    """
+
+    OPEN = ("open", True, False)
+    CLOSE_SENT = ("close sent", True, True)  # reading on for the peer's answer
+    CLOSE_RECEIVED = ("close received", False, False)  # ours is still to send
+    CLOSED = ("closed", False, True)  # both close frames went through: a clean close
+    PEER_FAILED = ("peer failed", False, False)  # the peer broke the protocol; fail() to come
+    FAILED = ("failed", False, True)  # fail() ran, or the peer broke it after our close frame
+
+    def __init__(self, _label: str, reading: bool, close_sent: bool) -> None:
+        self.reading = reading
+        self.close_sent = close_sent
+
+
+# Module-level aliases: the hot path compares with ``is`` and a global lookup.
+OPEN = Closing.OPEN
+CLOSE_SENT = Closing.CLOSE_SENT
+CLOSE_RECEIVED = Closing.CLOSE_RECEIVED
+CLOSED = Closing.CLOSED
+PEER_FAILED = Closing.PEER_FAILED
+FAILED = Closing.FAILED
+# The transitions, by the state they start from (only states that reading or sending a close
+# frame can be in appear).
+_ON_CLOSE_SENT = {OPEN: CLOSE_SENT, CLOSE_RECEIVED: CLOSED, PEER_FAILED: FAILED}
+_ON_CLOSE_RECEIVED = {OPEN: CLOSE_RECEIVED, CLOSE_SENT: CLOSED}
+_ON_PEER_ERROR = {OPEN: PEER_FAILED, CLOSE_SENT: FAILED}
 
 
 class InvalidState(Exception):
@@ -124,12 +160,6 @@ class ProtocolFailure:
 Event = str | bytes | Ping | Pong | CloseReceived | ProtocolFailure
 
 
-class _PeerError(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-
-
 class _MaskKeys:
     """Client masking keys from the OS CSPRNG (RFC 6455 §5.3), fetched 4 KiB at a time."""
 
@@ -162,9 +192,8 @@ class Connection:
     __slots__ = (
         "buf",
         "close_rcvd",
-        "close_sent",
+        "closing",
         "deflate",
-        "failed",
         "frame_fin",
         "frame_mask",
         "frame_offset",
@@ -179,7 +208,6 @@ class Connection:
         "msg_op",
         "msg_size",
         "msg_text",
-        "reading",
         "side",
         "write",
     )
@@ -201,10 +229,8 @@ class Connection:
         self.deflate = deflate
         self.mask_key = (mask_key or _mask_keys) if side is Side.CLIENT else None
         self.buf = b""  # an incomplete frame header or control frame
-        self.reading = True
-        self.close_sent = False
-        self.close_rcvd: CloseReceived | None = None
-        self.failed = False
+        self.closing = OPEN
+        self.close_rcvd: CloseReceived | None = None  # the peer's close frame, once it came
         # the frame being read (frame_remaining < 0: between frames)
         self.frame_remaining = -1
         self.frame_fin = False
@@ -223,11 +249,13 @@ class Connection:
 
     @property
     def state(self) -> State:
-        if self.failed or (self.close_sent and self.close_rcvd is not None):
-            return State.CLOSED
-        if self.close_sent or self.close_rcvd is not None:
+        """The WHATWG ``readyState`` of this connection."""
+        closing = self.closing
+        if closing is OPEN or closing is PEER_FAILED:
+            return State.OPEN
+        if closing is CLOSE_SENT or closing is CLOSE_RECEIVED:
             return State.CLOSING
-        return State.OPEN
+        return State.CLOSED
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -238,149 +266,103 @@ class Connection:
         stays in ``buf`` until the next call, so a consumer that falls behind can stop the
         intake without the bytes of one large read all turning into queued messages.
         """
-        if not self.reading:
-            return []
+        if not self.closing.reading:
+            return []  # the peer's close frame or protocol error was the last thing we read
         if self.buf:
             data = self.buf + data
             self.buf = b""
         events: list[Event] = []
         try:
             pos = self._parse(data, events, limit if limit is not None else 1 << 62)
-        except _PeerError as err:
-            self.reading = False
+        except FrameError as err:
+            self.closing = _ON_PEER_ERROR[self.closing]
             self._reset_message()
-            events.append(ProtocolFailure(err.code, err.reason))
+            events.append(ProtocolFailure(err.close_code, err.reason))
             return events
-        if pos < len(data) and self.reading:
+        if pos < len(data) and self.closing.reading:
             self.buf = data[pos:]
         return events
 
     def _parse(self, data: bytes, events: list[Event], limit: int) -> int:
+        """Parse frames from ``data``; returns how far. Stops at a close frame (RFC 6455 §5.5.1:
+        nothing follows it), raises ``FrameError`` at a protocol error."""
         n = len(data)
         pos = 0
-        server = self.side is Side.SERVER
-        while pos < n and self.reading:
+        must_mask = self.side is Side.SERVER
+        while pos < n:
             if self.frame_remaining >= 0:
                 pos = self._read_payload(data, pos, events)
                 continue
             if len(events) >= limit:
                 break
-            # -- frame header (RFC 6455 §5.2) --
-            if n - pos < 2:
+            header = parse_header(data, pos, must_mask)
+            if header is None:
                 break
-            b0 = data[pos]
-            b1 = data[pos + 1]
-            length = b1 & 0x7F
-            masked = b1 & 0x80
-            hlen = 6 if masked else 2
-            if length == 126:
-                hlen += 2
-                if n - pos < hlen:
-                    break
-                length = (data[pos + 2] << 8) | data[pos + 3]
-            elif length == 127:
-                hlen += 8
-                if n - pos < hlen:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                if length >> 63:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "frame length with the top bit set")
-            elif n - pos < hlen:
-                break
-            opcode = b0 & 0x0F
-            fin = b0 & 0x80
-            # RFC 6455 §5.1: a client MUST mask, a server MUST NOT.
-            if server:
-                if not masked:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "unmasked frame from client")
-            elif masked:
-                raise _PeerError(CloseCode.PROTOCOL_ERROR, "masked frame from server")
-            mask = data[pos + hlen - 4 : pos + hlen] if masked else None
-
-            if opcode >= 8:
-                # RFC 6455 §5.5: control frames are never fragmented and carry <= 125 bytes.
-                if opcode > OP_PONG:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
-                if b0 & 0x70:
-                    raise _PeerError(
-                        CloseCode.PROTOCOL_ERROR, "reserved bits set on a control frame"
-                    )
-                if not fin:
-                    raise _PeerError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
-                if length > MAX_CONTROL_PAYLOAD:
-                    raise _PeerError(
-                        CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes"
-                    )
-                end = pos + hlen + length
+            opcode, fin, rsv, length, mask, start = header
+            end = start + length
+            if opcode >= OP_CLOSE:
                 if end > n:
-                    break  # wait for the whole control frame
-                payload = data[pos + hlen : end]
+                    break  # a control frame is handled whole
+                payload = data[start:end]
+                pos = end
+                self._control(
+                    opcode, payload if mask is None else apply_mask(payload, mask), events
+                )
+                if opcode == OP_CLOSE:
+                    break
+            elif fin and not rsv and opcode and end <= n and self.msg_op < 0:
+                # Fast path: a whole, unfragmented, uncompressed message is in the buffer.
+                if length > self.max_size:
+                    raise FrameError(CloseCode.MESSAGE_TOO_BIG, "message too big")
+                payload = data[start:end]
                 if mask is not None:
                     payload = apply_mask(payload, mask)
                 pos = end
-                self._control(opcode, payload, events)
-                continue
-
-            # -- data frame --
-            rsv = b0 & 0x70
-            if opcode == OP_CONT:
-                if self.msg_op < 0:
-                    raise _PeerError(
-                        CloseCode.PROTOCOL_ERROR, "continuation frame without a message"
-                    )
-                if rsv:
-                    raise _PeerError(
-                        CloseCode.PROTOCOL_ERROR, "reserved bits set on a continuation"
-                    )
-            elif opcode in (OP_TEXT, OP_BINARY):
-                if self.msg_op >= 0:
-                    raise _PeerError(
-                        CloseCode.PROTOCOL_ERROR, "new message before the last one ended"
-                    )
-                if rsv and (rsv != 0x40 or self.deflate is None):
-                    raise _PeerError(
-                        CloseCode.PROTOCOL_ERROR, "reserved bits set without an extension"
-                    )
-                compressed = rsv == 0x40
-                if not compressed and fin and length <= n - pos - hlen:
-                    # Fast path: a whole, unfragmented, uncompressed message is in the buffer.
-                    if length > self.max_size:
-                        raise _PeerError(CloseCode.MESSAGE_TOO_BIG, "message too big")
-                    end = pos + hlen + length
-                    payload = data[pos + hlen : end]
-                    if mask is not None:
-                        payload = apply_mask(payload, mask)
-                    pos = end
-                    if opcode == OP_TEXT:
-                        try:
-                            events.append(payload.decode("utf-8"))
-                        except UnicodeDecodeError as exc:
-                            raise _PeerError(
-                                CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}"
-                            ) from None
-                    else:
-                        events.append(payload)
-                    continue
-                self._start_message(opcode, compressed)
+                if opcode == OP_TEXT:
+                    try:
+                        events.append(payload.decode("utf-8"))
+                    except UnicodeDecodeError as exc:
+                        raise FrameError(
+                            CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}"
+                        ) from None
+                else:
+                    events.append(payload)
             else:
-                raise _PeerError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
-            self.msg_frames += 1
-            if self.msg_frames > self.max_fragments:
-                raise _PeerError(CloseCode.MESSAGE_TOO_BIG, "too many fragments")
-            if self.msg_size + length > self.max_size and (
-                not self.msg_compressed or self.msg_size + length > _deflated_bound(self.max_size)
-            ):
-                # A compressed frame may be a little longer than what it inflates to (stored
-                # blocks of incompressible data); the inflated size is checked exactly later.
-                raise _PeerError(CloseCode.MESSAGE_TOO_BIG, "message too big")
-            pos += hlen
-            self.frame_remaining = length
-            self.frame_fin = bool(fin)
-            self.frame_mask = mask
-            self.frame_offset = 0
-            if length == 0:
-                self._payload_chunk(b"", events)
+                self._start_frame(opcode, fin, rsv, length, mask)
+                pos = start
+                if length == 0:
+                    self._payload_chunk(b"", events)
         return pos
+
+    def _start_frame(
+        self, opcode: int, fin: int, rsv: int, length: int, mask: bytes | None
+    ) -> None:
+        """A data frame whose payload is read as it arrives: the rules that need the message in
+        progress (RFC 6455 §5.4), the negotiated extensions (§5.2) and the size limits."""
+        if opcode == OP_CONT:
+            if self.msg_op < 0:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "continuation frame without a message")
+            if rsv:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "reserved bits set on a continuation")
+        else:
+            if self.msg_op >= 0:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "new message before the last one ended")
+            if rsv and (rsv != 0x40 or self.deflate is None):
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "reserved bits set without an extension")
+            self._start_message(opcode, rsv == 0x40)
+        self.msg_frames += 1
+        if self.msg_frames > self.max_fragments:
+            raise FrameError(CloseCode.MESSAGE_TOO_BIG, "too many fragments")
+        if self.msg_size + length > self.max_size and (
+            not self.msg_compressed or self.msg_size + length > _deflated_bound(self.max_size)
+        ):
+            # A compressed frame may be a little longer than what it inflates to (stored
+            # blocks of incompressible data); the inflated size is checked exactly later.
+            raise FrameError(CloseCode.MESSAGE_TOO_BIG, "message too big")
+        self.frame_remaining = length
+        self.frame_fin = bool(fin)
+        self.frame_mask = mask
+        self.frame_offset = 0
 
     def _read_payload(self, data: bytes, pos: int, events: list[Event]) -> int:
         take = min(self.frame_remaining, len(data) - pos)
@@ -423,7 +405,7 @@ class Connection:
                 chunk = self.deflate.decompress(chunk, self.max_size - self.msg_size, last)
             except DecompressionError as exc:
                 code = CloseCode.MESSAGE_TOO_BIG if exc.too_big else CloseCode.INVALID_DATA
-                raise _PeerError(code, str(exc)) from None
+                raise FrameError(code, str(exc)) from None
         self.msg_size += len(chunk)
         if self.msg_op == OP_TEXT:
             assert self.msg_text is not None
@@ -433,7 +415,7 @@ class Connection:
             try:
                 text = self.msg_decoder.decode(chunk, last)
             except UnicodeDecodeError as exc:
-                raise _PeerError(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}") from None
+                raise FrameError(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}") from None
             if text:
                 self.msg_text.append(text)
             if last:
@@ -450,18 +432,15 @@ class Connection:
         if opcode == OP_PING:
             # RFC 6455 §5.5.2: answer a ping with a pong carrying the same data, unless we
             # already sent our close frame.
-            if not self.close_sent:
+            if not self.closing.close_sent:
                 self._write_frame(OP_PONG, payload)
             events.append(Ping(payload))
         elif opcode == OP_PONG:
             events.append(Pong(payload))
         else:
-            try:
-                code, reason = parse_close_payload(payload)
-            except InvalidClosePayload as exc:
-                raise _PeerError(exc.close_code, str(exc)) from None
+            code, reason = parse_close_payload(payload)
             # RFC 6455 §5.5.1: nothing follows a close frame; a message in progress is dropped.
-            self.reading = False
+            self.closing = _ON_CLOSE_RECEIVED[self.closing]
             self._reset_message()
             event = CloseReceived(code, reason)
             self.close_rcvd = event
@@ -483,7 +462,7 @@ class Connection:
 
     def send_message(self, opcode: int, payload: bytes, fragment_size: int | None = None) -> None:
         """Send one text or binary message, compressed if deflate was negotiated."""
-        if self.close_sent or self.failed:
+        if self.closing.close_sent:
             raise InvalidState("the connection is closing")
         rsv1 = False
         if self.deflate is not None and payload:
@@ -503,14 +482,14 @@ class Connection:
             first = False
 
     def send_ping(self, data: bytes = b"") -> None:
-        if self.close_sent or self.failed:
+        if self.closing.close_sent:
             raise InvalidState("the connection is closing")
         if len(data) > MAX_CONTROL_PAYLOAD:
             raise ValueError("ping payload over 125 bytes")
         self._write_frame(OP_PING, data)
 
     def send_pong(self, data: bytes = b"") -> None:
-        if self.close_sent or self.failed:
+        if self.closing.close_sent:
             raise InvalidState("the connection is closing")
         if len(data) > MAX_CONTROL_PAYLOAD:
             raise ValueError("pong payload over 125 bytes")
@@ -518,24 +497,23 @@ class Connection:
 
     def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake, or answer the peer's close frame. Idempotent."""
-        if self.close_sent or self.failed:
+        if self.closing.close_sent:
             return
         payload = build_close_payload(code, reason)  # validates before anything is written
-        self.close_sent = True
+        self.closing = _ON_CLOSE_SENT[self.closing]
         self._write_frame(OP_CLOSE, payload)
 
     def fail(self, code: int = CloseCode.PROTOCOL_ERROR, reason: str = "") -> None:
         """_Fail the WebSocket Connection_ (RFC 6455 §7.1.7): send a close frame if we can, stop."""
-        self.reading = False
         self._reset_message()
-        if not self.close_sent and not self.failed:
-            self.close_sent = True
+        close_sent = self.closing.close_sent
+        self.closing = FAILED
+        if not close_sent:
             try:
                 payload = build_close_payload(code, reason[:60])
             except ValueError:
                 payload = build_close_payload(code)
             self._write_frame(OP_CLOSE, payload)
-        self.failed = True
 
     def close_code(self) -> tuple[int, str]:
         """The (code, reason) to report to the application once the connection is gone."""

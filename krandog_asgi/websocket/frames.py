@@ -1,8 +1,10 @@
-"""RFC 6455 frame codec: opcodes, close codes, masking, frame and close-payload building.
+"""RFC 6455 frame codec: opcodes, close codes, masking, frame headers and close payloads.
 
-Stateless and free of I/O (no asyncio, no sockets): the parser that needs state lives in
-``wsconn``. This is the hottest code of the WebSocket path, so it trades a little elegance for
-fewer Python operations (precomputed headers, whole-buffer XOR masking).
+Stateless and free of I/O (no asyncio, no sockets). ``parse_header`` checks everything a frame
+gets wrong on its own; what needs the connection's state (message reassembly, limits, extensions,
+UTF-8) is checked in ``connection``. This is the hottest code of the WebSocket path, so it trades
+a little elegance for fewer Python operations (a header is a plain tuple, precomputed headers,
+whole-buffer XOR masking).
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ __all__ = [
     "OP_PONG",
     "OP_TEXT",
     "CloseCode",
+    "FrameError",
+    "FrameHeader",
     "apply_mask",
     "build_close_payload",
     "build_frame",
     "parse_close_payload",
+    "parse_header",
 ]
 
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
@@ -53,6 +58,20 @@ class CloseCode(enum.IntEnum):
     TRY_AGAIN_LATER = 1013
     BAD_GATEWAY = 1014
     TLS_HANDSHAKE = 1015  # never sent
+
+
+class FrameError(ValueError):
+    """The peer's bytes broke RFC 6455: the connection must be failed with ``close_code``.
+
+    Raised here for what one frame gets wrong on its own, and by ``connection`` for what breaks
+    the connection's state (continuations, limits, extensions, UTF-8): one error type, so the
+    parser has one place that turns it into a ``ProtocolFailure``.
+    """
+
+    def __init__(self, close_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.close_code = close_code
+        self.reason = reason
 
 
 def apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
@@ -117,6 +136,71 @@ def build_frame(
     return frame_header(first, n, masked=True) + mask + apply_mask(payload, mask)
 
 
+# A decoded frame header: (opcode, fin, rsv, length, mask, start). ``fin`` and ``rsv`` are the
+# first byte's bits masked in place (0x80, and 0x70 with RSV1 = 0x40), ``mask`` is the masking key
+# or None, ``start`` the payload's offset in the buffer. A tuple, not an object: the parser builds
+# one per frame, and a tuple costs a third of a slotted instance.
+FrameHeader = tuple[int, int, int, int, bytes | None, int]
+
+
+def parse_header(data: bytes, pos: int, must_mask: bool) -> FrameHeader | None:
+    """Decode the frame header at ``data[pos:]`` (RFC 6455 §5.2); None while it is incomplete.
+
+    ``must_mask``: the peer is a client, whose frames must be masked; a server's must not be
+    (§5.1). Raises ``FrameError`` for wrong masking, the top bit of a 64-bit length, reserved
+    opcodes, and control frames that are fragmented, carry RSV bits or over 125 bytes (§5.5).
+    The payload is not looked at: it may not have arrived yet.
+    """
+    avail = len(data) - pos
+    if avail < 2:
+        return None
+    b0 = data[pos]
+    b1 = data[pos + 1]
+    length = b1 & 0x7F
+    masked = b1 & 0x80
+    hlen = 6 if masked else 2
+    if length < 126:  # the common 2- or 6-byte header: no extended length
+        if avail < hlen:
+            return None
+    elif length == 126:
+        hlen += 2
+        if avail < hlen:
+            return None
+        length = (data[pos + 2] << 8) | data[pos + 3]
+    else:
+        hlen += 8
+        if avail < hlen:
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+        if length >> 63:
+            raise FrameError(CloseCode.PROTOCOL_ERROR, "frame length with the top bit set")
+    start = pos + hlen
+    if masked:
+        if not must_mask:
+            raise FrameError(CloseCode.PROTOCOL_ERROR, "masked frame from server")
+        mask: bytes | None = data[start - 4 : start]
+    elif must_mask:
+        raise FrameError(CloseCode.PROTOCOL_ERROR, "unmasked frame from client")
+    else:
+        mask = None
+    opcode = b0 & 0x0F
+    if opcode > OP_BINARY:
+        _check_control_frame(opcode, b0, length)
+    return opcode, b0 & 0x80, b0 & 0x70, length, mask, start
+
+
+def _check_control_frame(opcode: int, b0: int, length: int) -> None:
+    """Opcodes 3-7 and 11-15 are reserved; control frames follow RFC 6455 §5.5."""
+    if opcode < OP_CLOSE or opcode > OP_PONG:
+        raise FrameError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
+    if b0 & 0x70:
+        raise FrameError(CloseCode.PROTOCOL_ERROR, "reserved bits set on a control frame")
+    if not b0 & 0x80:
+        raise FrameError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+    if length > MAX_CONTROL_PAYLOAD:
+        raise FrameError(CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes")
+
+
 def build_close_payload(code: int | None, reason: str = "") -> bytes:
     """The payload of a close frame; ``None`` (or 1005) sends an empty close."""
     if code is None or code == CloseCode.NO_STATUS_RCVD:
@@ -131,26 +215,21 @@ def build_close_payload(code: int | None, reason: str = "") -> bytes:
     return code.to_bytes(2, "big") + raw
 
 
-class InvalidClosePayload(ValueError):
-    """A peer's close payload broke RFC 6455 §5.5.1; ``close_code`` is what to answer with."""
-
-    def __init__(self, message: str, close_code: int) -> None:
-        super().__init__(message)
-        self.close_code = close_code
-
-
 def parse_close_payload(payload: bytes) -> tuple[int, str]:
-    """Decode a received close payload into (code, reason); 1005 when it carries no code."""
+    """Decode a received close payload into (code, reason); 1005 when it carries no code.
+
+    Raises ``FrameError`` for a payload that breaks RFC 6455 §5.5.1 or §7.4.
+    """
     n = len(payload)
     if n == 0:
         return CloseCode.NO_STATUS_RCVD, ""
     if n == 1:
-        raise InvalidClosePayload("close frame with a 1-byte payload", CloseCode.PROTOCOL_ERROR)
+        raise FrameError(CloseCode.PROTOCOL_ERROR, "close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big")
     if not close_code_is_sendable(code):
-        raise InvalidClosePayload(f"invalid close code {code}", CloseCode.PROTOCOL_ERROR)
+        raise FrameError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
     try:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidClosePayload("close reason is not UTF-8", CloseCode.INVALID_DATA) from None
+        raise FrameError(CloseCode.INVALID_DATA, "close reason is not UTF-8") from None
     return code, reason

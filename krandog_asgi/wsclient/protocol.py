@@ -19,7 +19,13 @@ from typing import Any, cast
 import httptools
 
 from krandog_asgi.transport.websocket_io import WebSocketIO
-from krandog_asgi.websocket.connection import DEFAULT_MAX_FRAGMENTS, Connection, InvalidState, Side
+from krandog_asgi.websocket.connection import (
+    DEFAULT_MAX_FRAGMENTS,
+    Closing,
+    Connection,
+    InvalidState,
+    Side,
+)
 from krandog_asgi.websocket.deflate import client_offer
 from krandog_asgi.websocket.frames import OP_BINARY, OP_TEXT, CloseCode, build_close_payload
 from krandog_asgi.websocket.handshake import (
@@ -188,14 +194,10 @@ class ClientProtocol(WebSocketIO):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport.write(self.request_bytes())
 
-    def data_received(self, data: bytes) -> None:
-        if self.conn is not None:
-            WebSocketIO.data_received(self, data)
-        elif self.parser is not None:
-            self.response_data(data)
-
-    def response_data(self, data: bytes) -> None:
+    def handshake_data(self, data: bytes) -> None:
         """Feed the server's answer to the upgrade request into the HTTP parser."""
+        if self.parser is None:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -270,7 +272,7 @@ class ClientProtocol(WebSocketIO):
         self.attach(transport, conn, options.write_limit)
         self.handshake_waiter.set_result(None)
         if rest:
-            WebSocketIO.data_received(self, rest)
+            self.data_received(rest)
 
     # -- connection state ---------------------------------------------------------------------
 
@@ -305,9 +307,7 @@ class ClientProtocol(WebSocketIO):
     def closed_cleanly(self) -> bool:
         """RFC 6455 §7.1.4: both close frames went through and we did not fail the connection."""
         conn = self.conn
-        return (
-            conn is not None and conn.close_sent and conn.close_rcvd is not None and not conn.failed
-        )
+        return conn is not None and conn.closing is Closing.CLOSED
 
     def ping_error(self) -> Exception:
         return self.closed_error()
@@ -345,7 +345,7 @@ class ClientProtocol(WebSocketIO):
         """Start the closing handshake (idempotent); ValueError for a code or reason that cannot
         be sent."""
         conn = self.conn
-        if conn is None or conn.close_sent or self.closed:
+        if conn is None or conn.closing.close_sent or self.closed:
             return
         build_close_payload(code, reason)  # ValueError before any state changes
         self.sent_close = (code, reason)
