@@ -188,14 +188,10 @@ class WebSocketProtocol(WebSocketIO):
         self.handshake_done()
         conn = self.conn
         if conn is not None and self.state.access_log:
+            elapsed = time.monotonic() - self.opened_at
             self.log_access(
-                "closed %d after %.3fs (%d bytes in, %d bytes out)"
-                % (
-                    self.end_code,
-                    time.monotonic() - self.opened_at,
-                    conn.bytes_in,
-                    conn.bytes_out,
-                )
+                f"closed {self.end_code} after {elapsed:.3f}s "
+                f"({conn.bytes_in} bytes in, {conn.bytes_out} bytes out)"
             )
 
     def log_access(self, outcome: str) -> None:

@@ -135,13 +135,13 @@ def test_a_new_option_is_one_field() -> None:
 
     @dataclasses.dataclass
     class Extended(Config):
-        reload_delay: float = option(0.25, "wait between reloads", group="processes", parse=seconds)
+        drain_pause: float = option(0.25, "pause before draining", group="processes", parse=seconds)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cli, "Config", Extended)
-        assert options()["reload_delay"] == 0.25
-        assert options("--reload-delay", "1.5")["reload_delay"] == 1.5
-        assert "--reload-delay RELOAD_DELAY" in build_parser().format_help()
+        assert options()["drain_pause"] == 0.25
+        assert options("--drain-pause", "1.5")["drain_pause"] == 1.5
+        assert "--drain-pause SECONDS" in build_parser().format_help()
 
 
 def test_a_switch_that_defaults_to_on_must_be_negatable() -> None:
@@ -221,7 +221,7 @@ def test_flag_value(argv: list[str], name: str, value: Any) -> None:
         (["--limit-request-line=-1k"], "size must not be negative"),
         (["--limit-request-line", "lots"], "argument --limit-request-line"),
         (["--header", "no colon"], "expected 'Name: value'"),
-        (["--port", "http"], "invalid int value: 'http'"),
+        (["--port", "http"], "argument --port: must be a number 0-65535, not 'http'"),
         (["--loop", "asyncio"], "argument --loop: invalid choice"),
     ],
 )

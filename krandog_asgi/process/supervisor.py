@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from krandog_asgi.config import Config
-from krandog_asgi.process.binding import bind_socket, remove_unix_socket
+from krandog_asgi.process.binding import bind_socket, remove_unix_socket, running_on
 
 __all__ = ["run_reloader", "run_workers"]
 
@@ -42,7 +42,6 @@ class _Worker:
         self.process: Any = _spawn.Process(target=target, args=(config, sock), daemon=False)
         self.process.start()
         self.started = time.monotonic()
-        logger.info("Started server process [%d]", self.process.pid)
 
     def alive(self) -> bool:
         return bool(self.process.is_alive())
@@ -95,6 +94,7 @@ def run_workers(config: Config, target: WorkerTarget) -> int:
         return 1
     signals = _Signals()
     signals.install()
+    logger.info("%s", running_on(sock, "https" if config.is_ssl else "http"))
     logger.info("Started parent process [%d]", os.getpid())
     workers = [_Worker(target, config, sock) for _ in range(config.workers)]
     exit_code = 0
@@ -169,6 +169,7 @@ def run_reloader(config: Config, target: WorkerTarget) -> int:
     signals = _Signals()
     signals.install()
     logger.info("Will watch for changes in these directories: %s", [str(r) for r in roots])
+    logger.info("%s", running_on(sock, "https" if config.is_ssl else "http"))
     logger.info("Started reloader process [%d] using WatchFiles", os.getpid())
     worker = _Worker(target, config, sock)
     stop = threading.Event()
