@@ -52,6 +52,7 @@ class Server:
         self.bound_addresses: list[tuple[str, int]] = []
         # A worker of --workers/--reload leaves the "running on" line to its supervisor.
         self.announce = True
+        self.heartbeat: Any = None  # --workers: the supervisor's health-check pipe
 
     def run(self, sockets: list[socket.socket] | None = None) -> int:
         """Run on a fresh uvloop event loop; returns the process exit code."""
@@ -99,9 +100,11 @@ class Server:
             bound_here = config.uds if sockets is None and config.uds else None
             state.start_ticking()
             self.started = True
+            self._start_heartbeat(loop)
             try:
                 await self._exit_event.wait()
             finally:
+                self._stop_heartbeat(loop)
                 await self._shutdown(state)
                 await self._lifespan_shutdown(lifespan)
                 state.stop_ticking()
@@ -152,6 +155,34 @@ class Server:
                     self.bound_addresses.append((name[0], name[1]))
                 if self.announce:
                     logger.info("%s", running_on(sock, scheme))
+
+    def _start_heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Answer the supervisor's pings from the event loop itself, so that a loop blocked by
+        the app stops answering as surely as a stopped process does."""
+        pipe = self.heartbeat
+        if pipe is None:
+            return
+        try:
+            pipe.send_bytes(b"ready")
+        except OSError:
+            return
+        loop.add_reader(pipe.fileno(), self._answer_ping, loop)
+
+    def _answer_ping(self, loop: asyncio.AbstractEventLoop) -> None:
+        pipe = self.heartbeat
+        try:
+            while pipe.poll():
+                pipe.recv_bytes()
+                pipe.send_bytes(b"pong")
+        except (EOFError, OSError):  # the supervisor is gone: nobody will stop us otherwise
+            self._stop_heartbeat(loop)
+            self.request_exit()
+
+    def _stop_heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
+        pipe, self.heartbeat = self.heartbeat, None
+        if pipe is not None:
+            loop.remove_reader(pipe.fileno())
+            pipe.close()
 
     def _on_max_requests(self) -> None:
         assert self.state is not None
@@ -346,15 +377,17 @@ def run(app: Any, **options: Any) -> int:
     return code
 
 
-def serve_worker(config: Config, sock: socket.socket) -> None:
+def serve_worker(config: Config, sock: socket.socket, heartbeat: Any = None) -> None:
     """The entry point of a ``--workers``/``--reload`` child process (spawned, so it starts
-    from a clean interpreter and sets up the environment and logging itself)."""
+    from a clean interpreter and sets up logging itself); ``heartbeat``: the pipe on which
+    the supervisor pings it."""
     # The --env-file was loaded by the parent: its variables are in our environment already.
     configure_logging(config.log_level, config.access_log, config.use_colors, config.log_config)
     # The parent handles Ctrl-C for the whole group; a worker stops on the SIGTERM it sends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     server = Server(config)
     server.announce = False
+    server.heartbeat = heartbeat
     raise SystemExit(server.run(sockets=[sock]))
 
 

@@ -166,6 +166,46 @@ def test_operational_errors_are_one_clear_line(flags: list[str], message: str) -
     assert len(errors) == 1, output
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_bind_errors_name_the_address_in_every_mode(workers: list[str], tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.close(fd)
+        for flags, message in (
+            (["--port", str(port)], f"Cannot bind to 127.0.0.1:{port}: Address already in use"),
+            (
+                ["--host", "nosuchhost.invalid", "--port", "0"],
+                "Cannot bind to nosuchhost.invalid:0: unknown host 'nosuchhost.invalid'",
+            ),
+            (["--fd", str(fd)], f"Cannot bind to --fd {fd}: Bad file descriptor"),
+            (
+                ["--uds", str(tmp_path / "no" / "s.sock")],
+                f"Cannot bind to {tmp_path / 'no' / 's.sock'}: No such file or directory",
+            ),
+        ):
+            result = run_cli("proc:app", "--app-dir", str(APPS), *workers, *flags)
+            output = (result.stdout + result.stderr).strip()
+            assert result.returncode == 1, output
+            errors = [line for line in output.splitlines() if not line.startswith("INFO:")]
+            assert errors == [f"ERROR:    {message}"], output
+            assert "Started server process" not in output or not workers
+
+
+def test_a_warning_has_its_warning_level_prefix() -> None:
+    pytest.importorskip("watchfiles")
+    proc = spawn_cli(
+        "--port", "0", "--reload", "--workers", "2", env=dict(os.environ, NO_COLOR="1")
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert first == 'WARNING:  "workers" is ignored when "reload" is enabled.\n'
+
+
 def test_workers_fail_once_in_the_parent_for_bad_options(tmp_path: Path) -> None:
     """With --workers, a TLS file or a bind error fails in the parent with one line, instead of
     every worker failing and being respawned."""
@@ -322,6 +362,73 @@ def test_workers_share_the_socket_and_are_restarted(serve) -> None:
     for pid in new[1:]:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _started(server: Any) -> list[int]:
+    return [int(p) for p in re.findall(r"Started server process \[(\d+)\]", server.log)]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_stopped_worker_fails_its_health_check_and_is_replaced(serve) -> None:
+    server = serve("proc:app", "--workers", "2", "--timeout-worker-healthcheck", "1")
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    victim, _other = _started(server)
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        assert server.wait_for_log(
+            rf"Worker \[{victim}\] did not answer a health check within 1s", timeout=10
+        ), server.log
+        assert server.wait_for_log(r"(?s)(Application startup complete.*){3}", timeout=15)
+        assert _gone(victim)
+        replacement = _started(server)[2]
+        seen: set[int] = set()
+        deadline = time.monotonic() + 10
+        while replacement not in seen and time.monotonic() < deadline:
+            seen |= _pids(server.url + "/", 10)
+        assert replacement in seen
+        assert victim not in seen
+    finally:
+        if not _gone(victim):
+            os.kill(victim, signal.SIGKILL)
+    assert server.stop() == 0
+    assert "did not answer" not in server.log.replace(f"Worker [{victim}] did not answer", "")
+
+
+def test_a_worker_whose_event_loop_is_blocked_is_replaced(serve) -> None:
+    server = serve("proc:app", "--workers", "2", "--timeout-worker-healthcheck", "1")
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    started = _started(server)
+    with pytest.raises(httpx.HTTPError):  # the worker is killed while it blocks
+        httpx.get(server.url + "/block/30", timeout=15)
+    found = re.search(r"Worker \[(\d+)\] did not answer a health check", server.log)
+    assert found, server.log
+    victim = int(found.group(1))
+    assert victim in started
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){3}", timeout=15)
+    assert _gone(victim)
+    assert victim not in _pids(server.url + "/", 10)
+    assert server.stop() == 0
+
+
+def test_healthy_workers_are_left_alone_and_zero_disables_the_check(serve) -> None:
+    server = serve("proc:app", "--workers", "2", "--timeout-worker-healthcheck", "0")
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    # a loop blocked for 2 s is not a failure when the check is off
+    assert httpx.get(server.url + "/block/2", timeout=10).status_code == 200
+    checked = serve("proc:app", "--workers", "2", "--timeout-worker-healthcheck", "0.5")
+    assert checked.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    time.sleep(2)  # four ping rounds, each answered
+    assert len(_started(checked)) == 2
+    for srv in (server, checked):
+        assert srv.stop() == 0
+        assert "health check" not in srv.log
 
 
 # -- reload ----------------------------------------------------------------------------------
