@@ -164,6 +164,10 @@ def test_half_close_while_the_app_waits_for_body_is_a_disconnect() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         events.append(await receive())
         events.append(await receive())
+        try:
+            await send(START_OK)
+        except ClientDisconnected:
+            events.append({"type": "send raised ClientDisconnected"})
 
     async def main(loop: FakeClockLoop) -> FakeTransport:
         protocol, transport = connect(app)
@@ -177,6 +181,39 @@ def test_half_close_while_the_app_waits_for_body_is_a_disconnect() -> None:
     assert events == [
         {"type": "http.request", "body": b"ab", "more_body": True},
         {"type": "http.disconnect"},
+        {"type": "send raised ClientDisconnected"},
+    ]
+    assert transport.data == b""
+    assert transport.closing
+
+
+def test_half_close_after_a_complete_request_ends_a_waiting_receive_at_once() -> None:
+    """The client sent its request and shut its side: waiting for more is waiting for nobody,
+    so ``receive`` says disconnect without waiting for the close, and ``send`` then raises."""
+    events: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        events.append(await receive())
+        events.append(await receive())
+        try:
+            await send(START_OK)
+        except ClientDisconnected:
+            events.append({"type": "send raised ClientDisconnected"})
+
+    async def main(loop: FakeClockLoop) -> tuple[bool | None, FakeTransport]:
+        protocol, transport = connect(app)
+        protocol.data_received(GET)
+        keep_open = protocol.eof_received()  # before the app ran: it is still to be answered
+        transport.set_protocol(None)  # type: ignore[arg-type]  # no connection_lost: receive alone
+        await settle(loop)
+        return keep_open, transport
+
+    keep_open, transport = run_with_fake_clock(main)
+    assert keep_open is True
+    assert events == [
+        {"type": "http.request", "body": b"", "more_body": False},
+        {"type": "http.disconnect"},
+        {"type": "send raised ClientDisconnected"},
     ]
     assert transport.data == b""
     assert transport.closing
@@ -470,13 +507,17 @@ def test_unexpected_message_raises_one_error_type(
 
 
 def test_messages_after_the_response_are_ignored() -> None:
+    returned: list[bool] = []
+
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await ok_app(scope, receive, send)
-        await send(BODY_OK)
+        await send(BODY_OK)  # ASGI: further messages on the channel are ignored, not errors
         await send(START_OK)
+        returned.append(True)
 
-    transport = exchange(app, GET)
-    assert transport.written == [OK_HEAD + b"ok"]
+    transport = exchange(app, GET, GET)
+    assert returned == [True, True]
+    assert transport.written == [OK_HEAD + b"ok"] * 2
 
 
 def test_send_after_the_client_left_raises_client_disconnected() -> None:
