@@ -134,6 +134,8 @@ def test_join_form_before_joining_message_form_after_with_the_focus_following(
 def test_two_tabs_see_each_other_and_messages_both_ways(serve, open_tab) -> None:
     _, alice, bob = joined_pair(serve, open_tab)
     expect(alice.page.locator("#log .notice")).to_have_text(["bob joined"])
+    expect(bob.page.locator("#log .notice")).to_have_count(0)  # no notice for your own join
+    expect(alice.page.locator("#users-title")).to_have_text("Online (2)")
     expect(alice.page.locator("#users li.me")).to_have_text("alice")
     expect(bob.page.locator("#users li.me")).to_have_text("bob")
 
