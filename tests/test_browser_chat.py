@@ -212,6 +212,7 @@ def advance_to_next_attempt(tab: Tab) -> None:
 
 def test_server_restart_reconnects_with_backoff_and_rejoins(serve, open_tab) -> None:
     server, alice, bob = joined_pair(serve, open_tab, fake_clock=True)
+    bob.page.fill("#text", "a draft")  # half typed when the server goes away: kept
     server.stop()  # SIGTERM: the server closes every WebSocket with 1012
 
     status = alice.page.locator("#status")
@@ -244,6 +245,8 @@ def test_server_restart_reconnects_with_backoff_and_rejoins(serve, open_tab) -> 
     for tab in (alice, bob):
         expect(tab.page.locator("#users li")).to_have_text(["alice", "bob"])
         expect(tab.page.locator("#text")).to_be_enabled()
+        expect(tab.page.locator("#text")).to_be_focused()
+    expect(bob.page.locator("#text")).to_have_value("a draft")
 
     alice.page.fill("#text", "still here?")
     alice.page.press("#text", "Enter")
