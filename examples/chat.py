@@ -29,7 +29,6 @@ from krandog_asgi import krandog_app
 
 MAX_NAME = 32
 MAX_TEXT = 2000
-PAGE = Path(__file__).with_name("chat.html").read_text(encoding="utf-8")  # read once, at import
 
 users: dict[Any, str] = {}  # req.ws -> name, for the clients that joined
 
@@ -101,3 +100,6 @@ def handler(req: Any) -> Any:
     if req.pathname == "/":
         return {"headers": {"Content-Type": "text/html; charset=utf-8"}, "body": PAGE}
     return {"status": 404, "body": "Not found\n"}
+
+
+PAGE = Path(__file__).with_name("chat.html").read_text(encoding="utf-8")  # read once, at import
