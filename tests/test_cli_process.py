@@ -59,6 +59,27 @@ def test_bad_app_prints_one_clear_line_and_exits_1() -> None:
     assert len(output.splitlines()) == 1, output
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_app_import_that_raises_names_file_and_line_and_debug_shows_the_traceback(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    (tmp_path / "exploding.py").write_text("import os\n\nSETTING = int(os.environ['NOPE_X'])\n")
+    result = run_cli("exploding:app", "--app-dir", str(tmp_path), "--port", "0", *workers)
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).strip()
+    assert output.splitlines() == [
+        "ERROR:    Error loading ASGI app \"exploding:app\": KeyError: 'NOPE_X' "
+        f"({tmp_path / 'exploding.py'}, line 3). Run with --log-level debug to see the traceback."
+    ]
+    debug = run_cli(
+        "exploding:app", "--app-dir", str(tmp_path), "--port", "0", "--log-level", "debug"
+    )
+    assert debug.returncode == 1
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "SETTING = int(os.environ['NOPE_X'])" in debug.stderr
+    assert "Run with --log-level debug" not in debug.stderr
+
+
 def test_bad_app_with_workers_fails_fast_in_parent() -> None:
     result = run_cli("nosuchmodule:app", "--workers", "2", "--port", "0")
     assert result.returncode == 1

@@ -351,3 +351,21 @@ def test_parse_line_refuses_what_cannot_be_sent(line: str, message: str) -> None
 
 def test_without_commands_every_line_is_text() -> None:
     assert parse_line("/close 4000", commands=False) == Send("/close 4000")
+
+
+def test_connect_help_wraps_at_80_columns() -> None:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "krandog_asgi", "connect", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=dict(os.environ, COLUMNS="80"),
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: krandog-asgi connect [-c] URL [options]\n")
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    for option in ("--execute", "--wait", "--slash", "--history-file", "-c URL, --connect URL"):
+        assert option in result.stdout

@@ -236,3 +236,14 @@ def test_control_characters_from_the_server_are_shown_not_obeyed(
     term.type(b"red \x16\x1b[31mtext\r")  # Ctrl-V: ESC typed literally
     lines = term.wait_for(lambda lines: any(line.startswith("< red ") for line in lines))
     assert "< red \\x1b[31mtext" in lines
+
+
+def test_ctrl_c_at_the_prompt_closes_with_1000(
+    server: RecordingServer, terminal: Callable[..., Terminal]
+) -> None:
+    term = terminal(server.url)
+    term.type(b"typing something")
+    term.type(b"\x03")  # the terminal turns it into SIGINT for the client
+    assert term.wait_exit() == 0
+    assert server.closes.get(timeout=STEP) == (1000, "")
+    assert "closed: 1000 (normal closure)" in term.lines
