@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="keep the prompt's history in this file across sessions",
     )
+    _add_handshake_options(p)
+    return p
+
+
+def _add_handshake_options(p: argparse.ArgumentParser) -> None:
+    """What the opening handshake offers and checks, and the limits of the connection."""
+    add = p.add_argument
     add(
         "-s",
         "--subprotocol",
@@ -142,7 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="largest message accepted (default: 16 MiB)",
     )
-    return p
 
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
