@@ -256,6 +256,18 @@ def test_piped_input_closes_after_wait_seconds_without_replies(recorder: Recordi
     assert recorder.closes.get(timeout=STEP) == (1000, "")
 
 
+def test_a_server_that_never_stops_sending_gets_wait_seconds_after_the_replies(
+    recorder: RecordingServer,
+) -> None:
+    url = fresh(recorder, "stream")
+    result = run_cli(url, "--wait", "0.5", stdin="stream\n")
+    assert result.returncode == 0, result.stderr
+    ticks = result.stdout.splitlines()
+    assert len(ticks) > 3
+    assert set(ticks) == {"tick"}
+    assert recorder.closes.get(timeout=STEP) == (1000, "")
+
+
 def test_wait_zero_closes_as_soon_as_input_ends(recorder: RecordingServer) -> None:
     url = fresh(recorder, "nowait")
     result = run_cli(url, "-w", "0", stdin="push:1:too late\n")

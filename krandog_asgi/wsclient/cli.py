@@ -227,18 +227,25 @@ class _Tally:
         self.changed.set()
 
     async def replies(self, wait: float) -> None:
-        """Return once every line sent has a reply (and SETTLE passed quietly), or once
-        nothing came for ``wait`` seconds."""
+        """Return once every line sent has a reply and SETTLE passed without another message,
+        or once nothing came for ``wait`` seconds; a server that never stops sending gets
+        ``wait`` seconds from the moment every line had its reply."""
         loop = asyncio.get_running_loop()
+        answered_at: float | None = None
         while wait > 0:
-            answered = self.received >= self.sent
-            quiet = loop.time() - self.last
-            limit = min(SETTLE, wait) if answered else wait
-            if quiet >= limit:
+            now = loop.time()
+            if answered_at is None and self.received >= self.sent:
+                answered_at = now
+            quiet = now - self.last
+            if answered_at is None:
+                timeout = wait - quiet
+            else:
+                timeout = min(SETTLE - quiet, answered_at + wait - now)
+            if timeout <= 0:
                 return
             self.changed.clear()
             try:
-                await asyncio.wait_for(self.changed.wait(), limit - quiet)
+                await asyncio.wait_for(self.changed.wait(), timeout)
             except TimeoutError:
                 pass
 

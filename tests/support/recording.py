@@ -17,15 +17,16 @@ __all__ = ["RecordingServer"]
 
 class RecordingServer:
     """A ``websockets`` server in a thread. It echoes, except ``push:SECONDS:TEXT`` (send
-    TEXT that much later) and ``bye:SECONDS`` (close with 1001 that much later); it records
-    each message and how each connection was closed, by the path it connected to (each test
-    has its own, so a connection a previous test left behind cannot be mistaken for one of
-    its own)."""
+    TEXT that much later), ``bye:SECONDS`` (close with 1001 that much later) and ``stream``
+    (send "tick" every 20 ms, forever); it records each message and how each connection was
+    closed, by the path it connected to (each test has its own, so a connection a previous
+    test left behind cannot be mistaken for one of its own)."""
 
     def __init__(self) -> None:
         self.messages: dict[str, queue.Queue[str | bytes]] = {}
         self.close_codes: dict[str, queue.Queue[tuple[int | None, str | None]]] = {}
         self.path = "/"
+        self._tasks: set[asyncio.Future[None]] = set()
         self.port = 0
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,6 +75,10 @@ class RecordingServer:
                     asyncio.get_running_loop().call_later(
                         float(delay), lambda t=text: asyncio.ensure_future(ws.send(t))
                     )
+                elif message == "stream":  # ticks every 20 ms until the connection ends
+                    task = asyncio.ensure_future(self._ticks(ws))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
                 elif isinstance(message, str) and message.startswith("bye:"):
                     await asyncio.sleep(float(message[4:]))
                     await ws.close(1001, "later")
@@ -83,6 +88,15 @@ class RecordingServer:
             pass  # a close code other than 1000/1001, or a killed client: recorded below
         finally:
             self.close_codes.setdefault(path, queue.Queue()).put((ws.close_code, ws.close_reason))
+
+    @staticmethod
+    async def _ticks(ws: ServerConnection) -> None:
+        try:
+            while True:
+                await ws.send("tick")
+                await asyncio.sleep(0.02)
+        except ConnectionClosed:
+            pass
 
     def next_message(self) -> str | bytes:
         return self.received.get(timeout=STEP)
