@@ -486,6 +486,9 @@ def test_reload_restarts_on_change(serve, tmp_path: Path) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     assert text == "two"
+    # the reloader announces the address once; each child says it started
+    assert server.log.count("running on") == 1
+    assert len(_started(server)) == 2
 
 
 # -- signals and graceful shutdown -----------------------------------------------------------
