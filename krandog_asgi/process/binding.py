@@ -180,7 +180,7 @@ def create_ssl_context(options: TLSOptions) -> ssl.SSLContext:
     try:
         ctx.load_cert_chain(certfile, keyfile, (lambda: password) if password is not None else None)
     except ssl.SSLError as exc:
-        raise ValueError(_key_problem(exc, certfile, keyfile)) from exc
+        raise ValueError(_key_problem(exc, certfile, keyfile, password is not None)) from exc
     ctx.verify_mode = ssl.VerifyMode(options.ssl_cert_reqs)
     if options.ssl_ca_certs:
         _check_readable("--ssl-ca-certs", options.ssl_ca_certs)
@@ -219,7 +219,7 @@ def _check_certificate(certfile: str) -> None:
         ) from exc
 
 
-def _key_problem(exc: ssl.SSLError, certfile: str, keyfile: str | None) -> str:
+def _key_problem(exc: ssl.SSLError, certfile: str, keyfile: str | None, has_password: bool) -> str:
     """The certificate parsed, so the key (or the pair) is what failed."""
     where = (
         f"--ssl-keyfile {keyfile}" if keyfile else f"--ssl-certfile {certfile} (no --ssl-keyfile)"
@@ -227,6 +227,14 @@ def _key_problem(exc: ssl.SSLError, certfile: str, keyfile: str | None) -> str:
     reason = str(exc.reason or "")
     if reason == "KEY_VALUES_MISMATCH":
         return f"the key does not match the certificate: {where}"
-    if "DECRYPT" in reason or "PASSWORD" in reason.upper():
+    if "DECRYPT" in reason or (has_password and _is_encrypted(keyfile or certfile)):
         return f"the key is bad: {where} cannot be decrypted (wrong --ssl-keyfile-password?)"
     return f"the key is bad: {where} holds no valid PEM private key ({reason or exc})"
+
+
+def _is_encrypted(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return b"ENCRYPTED" in fh.read(1 << 16)
+    except OSError:
+        return False

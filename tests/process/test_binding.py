@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from krandog_asgi.config import Config, ConfigError
-from krandog_asgi.process.binding import bind_socket, create_ssl_context, remove_unix_socket
+from krandog_asgi.process.binding import (
+    bind_error,
+    bind_socket,
+    create_ssl_context,
+    remove_unix_socket,
+)
 from tests.support.certs import Certificates, make_certificates
 
 
@@ -104,6 +109,15 @@ def test_address_in_use_names_the_address_and_keeps_the_errno() -> None:
         with pytest.raises(OSError, match=rf"^Cannot bind to 127\.0\.0\.1:{port}: ") as info:
             bind_socket(Config(app="m:app", port=port))
     assert info.value.errno == errno.EADDRINUSE
+
+
+def test_permission_denied_names_the_address() -> None:
+    """Ports below 1024 as a normal user (the tests may run as root, where binding works)."""
+    error = bind_error(PermissionError(errno.EACCES, "denied"), Config(app="m:app", port=80))
+    assert str(error) == "Cannot bind to 127.0.0.1:80: Permission denied"
+    assert error.errno == errno.EACCES
+    v6 = bind_error(OSError(errno.EADDRNOTAVAIL, "x"), Config(app="m:app", host="::2", port=1))
+    assert str(v6) == "Cannot bind to [::2]:1: Cannot assign requested address"
 
 
 def test_unknown_host_names_the_host() -> None:
@@ -207,6 +221,27 @@ def test_tls_bad_key_is_named_as_the_key(certs: Certificates, tmp_path: Path) ->
     assert message.startswith("the key is bad:")
     message = tls_error(ssl_certfile=str(certs.certfile))  # no key anywhere
     assert message.startswith(f"the key is bad: --ssl-certfile {certs.certfile} (no --ssl-keyfile)")
+
+
+def test_tls_wrong_key_password_is_named(certs: Certificates, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(certs.keyfile.read_bytes(), None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"right"),
+        )
+    )
+    files = {"ssl_certfile": str(certs.certfile), "ssl_keyfile": str(encrypted)}
+    create_ssl_context(Config(app="m:app", ssl_keyfile_password="right", **files))
+    message = tls_error(ssl_keyfile_password="wrong", **files)
+    assert message == (
+        f"the key is bad: --ssl-keyfile {encrypted} cannot be decrypted "
+        "(wrong --ssl-keyfile-password?)"
+    )
 
 
 def test_tls_key_of_another_certificate_is_a_mismatch(certs: Certificates, tmp_path: Path) -> None:
