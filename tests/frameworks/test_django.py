@@ -228,3 +228,24 @@ def test_channels_unknown_ws_route_is_500_before_accept(channels: RunningServer)
 
     run(scenario())
     assert channels.wait_for_log("No route found for path")
+
+
+def test_channels_consumer_sees_close_code_and_dropped_connection(channels: RunningServer) -> None:
+    async def scenario() -> None:
+        async with connect(
+            channels.ws_url + "/ws/echo?clean", origin=origin(channels)["Origin"]
+        ) as ws:
+            await ws.send("x")
+            await ws.recv()
+            await ws.close(code=4321)
+        ws = await connect(channels.ws_url + "/ws/echo?dropped", origin=origin(channels)["Origin"])
+        await ws.send("x")
+        await ws.recv()
+        ws.transport.abort()  # no closing handshake: the app sees 1006
+
+    run(scenario())
+
+    def ended() -> list[list[object]]:
+        return list(httpx.get(channels.url + "/ws-disconnects").json())
+
+    assert wait_until(lambda: ["clean", 4321] in ended() and ["dropped", 1006] in ended())

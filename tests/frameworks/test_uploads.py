@@ -121,3 +121,30 @@ def test_upload_over_body_limit_is_413_and_server_goes_on() -> None:
         small = os.urandom(100_000)
         r = httpx.post(limited.url + "/upload", files={"file": ("s.bin", small)}, timeout=30)
         assert r.json()["files"] == [digest("s.bin", small)]
+
+
+def test_multipart_upload_after_expect_100_continue(server: RunningServer) -> None:
+    """As curl sends large uploads: the head first, the body only after ``100 Continue``."""
+    payload = os.urandom(1024 * 1024 + 5)
+    boundary = "curl-like"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="f"; filename="e.bin"\r\n\r\n'
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    with Conn(server.port, timeout=10) as conn:
+        conn.send(
+            (
+                f"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                "Expect: 100-continue\r\n\r\n"
+            ).encode()
+        )
+        interim = conn.read_response()
+        assert interim.status == 100
+        conn.send(body)
+        resp = conn.read_response()
+    assert resp.status == 200
+    assert resp.json()["files"] == [digest("e.bin", payload)]

@@ -6,8 +6,13 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+DISCONNECTS: list[list[object]] = []  # [tag, code] for each echo connection that ended
+
 
 class EchoConsumer(AsyncWebsocketConsumer):
+    async def disconnect(self, code: int) -> None:
+        DISCONNECTS.append([self.scope["query_string"].decode(), code])
+
     async def connect(self) -> None:
         await self.accept(
             subprotocol=self.scope["subprotocols"][0] if self.scope["subprotocols"] else None

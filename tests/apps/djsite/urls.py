@@ -17,4 +17,5 @@ urlpatterns = [
     path("slow", views.slow),
     path("cancelled", views.cancelled),
     path("error", views.error),
+    path("ws-disconnects", views.ws_disconnects),
 ]

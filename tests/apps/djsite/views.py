@@ -103,5 +103,11 @@ def cancelled(request: HttpRequest) -> JsonResponse:
     return JsonResponse(CANCELLED, safe=False)
 
 
+def ws_disconnects(request: HttpRequest) -> JsonResponse:
+    from djsite.consumers import DISCONNECTS
+
+    return JsonResponse(DISCONNECTS, safe=False)
+
+
 def error(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("django view failed")
