@@ -64,7 +64,8 @@ class Echo:
         if req.get_header("x-refuse"):
             await ws.close(4403)  # before accept: the handshake is refused with 403
             return
-        await ws.accept(subprotocol="chat" if "chat" in ws.subprotocols else None)
+        forced = req.get_header("x-subprotocol")  # a bug on purpose: one the client never offered
+        await ws.accept(subprotocol=forced or ("chat" if "chat" in ws.subprotocols else None))
         try:
             while True:
                 message = await ws.receive_media()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from tests.frameworks.conftest import run
 from tests.support.servers import RunningServer, module_server
@@ -72,3 +72,19 @@ def test_falcon_websocket_refused_before_accept(server: RunningServer) -> None:
         assert info.value.response.status_code == 403
 
     run(scenario())
+
+
+def test_falcon_unoffered_subprotocol_closes_without_answer(server: RunningServer) -> None:
+    async def scenario() -> None:
+        with pytest.raises(InvalidMessage) as info:
+            async with connect(
+                server.ws_url + "/ws",
+                subprotocols=["chat"],
+                additional_headers={"x-subprotocol": "xmpp"},
+            ):
+                pass
+        assert isinstance(info.value.__cause__, EOFError)
+
+    run(scenario())
+    assert server.wait_for_log("'xmpp' was not offered by the client")
+    assert httpx.get(server.url + "/").status_code == 200
