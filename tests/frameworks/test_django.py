@@ -150,6 +150,26 @@ def test_django_view_error_is_500_and_server_goes_on(django: RunningServer) -> N
     assert httpx.get(django.url + "/hello").status_code == 200
 
 
+def test_django_behind_a_proxy_sees_forwarded_scheme_and_client(django: RunningServer) -> None:
+    r = httpx.get(
+        django.url + "/items/1",
+        headers={"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.7"},
+    )
+    data = r.json()
+    assert (data["scheme"], data["remote"]) == ("https", "203.0.113.7")
+
+
+def test_django_behind_a_path_prefix_with_root_path() -> None:
+    with module_server("djsite.asgi:application", "--root-path", "/site") as srv:
+        r = httpx.get(srv.url + "/where")
+        assert r.json() == {
+            "path": "/site/where",
+            "path_info": "/where",
+            "script_name": "/site",
+            "absolute": f"http://127.0.0.1:{srv.port}/site/where",
+        }
+
+
 # -- Channels -----------------------------------------------------------------------------
 
 

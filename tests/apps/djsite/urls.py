@@ -17,5 +17,6 @@ urlpatterns = [
     path("slow", views.slow),
     path("cancelled", views.cancelled),
     path("error", views.error),
+    path("where", views.where),
     path("ws-disconnects", views.ws_disconnects),
 ]

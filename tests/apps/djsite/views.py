@@ -109,5 +109,17 @@ def ws_disconnects(request: HttpRequest) -> JsonResponse:
     return JsonResponse(DISCONNECTS, safe=False)
 
 
+def where(request: HttpRequest) -> JsonResponse:
+    """What Django made of the scope's path and root_path (behind a prefix, SCRIPT_NAME)."""
+    return JsonResponse(
+        {
+            "path": request.path,
+            "path_info": request.path_info,
+            "script_name": request.META["SCRIPT_NAME"],
+            "absolute": request.build_absolute_uri(),
+        }
+    )
+
+
 def error(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("django view failed")
