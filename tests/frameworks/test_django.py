@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.frameworks.conftest import run
-from tests.support.http_client import get
+from tests.support.http_client import Conn, get
 from tests.support.servers import RunningServer, module_server, wait_until
 
 FILE_BYTES = bytes(range(256)) * 2048
@@ -133,6 +133,27 @@ def test_django_keep_alive_mixed_sync_async(django: RunningServer) -> None:
             r = client.get(path)
             assert r.status_code == 200
             assert str(i) in r.text
+
+
+def test_django_pipelined_sync_and_async_views_answer_in_order(django: RunningServer) -> None:
+    """Sync views hop to a thread, async ones do not: answers still come in request order."""
+    paths = ["/hello?name=a", "/items/2", "/hello?name=c", "/stream", "/items/5"]
+    with Conn(django.port) as conn:
+        conn.send(b"".join(get(p) for p in paths))
+        bodies = [conn.read_response().body for _ in paths]
+    assert bodies[0] == b"hello a"
+    assert json.loads(bodies[1])["item_id"] == 2
+    assert bodies[2] == b"hello c"
+    assert bodies[3] == b"part0;part1;part2;part3;part4;"
+    assert json.loads(bodies[4])["item_id"] == 5
+
+
+def test_django_streaming_to_http_10_client_ends_with_close(django: RunningServer) -> None:
+    with Conn(django.port) as conn:
+        resp = conn.request(get("/stream", version="1.0"))
+        assert resp.header("transfer-encoding") is None  # HTTP/1.0 has no chunked coding
+        assert resp.body == b"part0;part1;part2;part3;part4;"
+        assert conn.closed_by_server()
 
 
 def test_django_async_view_cancelled_on_disconnect(django: RunningServer) -> None:
