@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import socket
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -157,11 +156,14 @@ def test_django_streaming_to_http_10_client_ends_with_close(django: RunningServe
 
 
 def test_django_async_view_cancelled_on_disconnect(django: RunningServer) -> None:
+    def log() -> list[str]:
+        return list(httpx.get(django.url + "/cancelled").json())
+
     sock = socket.create_connection(("127.0.0.1", django.port))
     sock.sendall(get("/slow?tag=dj1"))
-    time.sleep(0.3)
+    assert wait_until(lambda: "started:dj1" in log())
     sock.close()
-    assert wait_until(lambda: "dj1" in httpx.get(django.url + "/cancelled").json())
+    assert wait_until(lambda: "cancelled:dj1" in log())
 
 
 def test_django_view_error_is_500_and_server_goes_on(django: RunningServer) -> None:

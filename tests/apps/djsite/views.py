@@ -91,10 +91,11 @@ def file(request: HttpRequest) -> FileResponse:
 async def slow(request: HttpRequest) -> HttpResponse:
     """Django 5 cancels the view when the client disconnects: the tag says it happened."""
     tag = request.GET["tag"]
+    CANCELLED.append("started:" + tag)
     try:
         await asyncio.sleep(30)
     except asyncio.CancelledError:
-        CANCELLED.append(tag)
+        CANCELLED.append("cancelled:" + tag)
         raise
     return HttpResponse("never cancelled")
 
