@@ -363,6 +363,7 @@ class WebSocketProtocol(WebSocketIO):
             # hypercorn (and Falcon's server tests), and the app hears why.
             self.phase = ABANDONED
             self.handshake_done()
+            self.log_access("[abandoned: subprotocol not offered]")
             self.close_transport()
             raise RuntimeError(
                 f"Subprotocol {subprotocol!r} was not offered by the client "

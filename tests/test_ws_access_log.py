@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from tests.support.servers import RunningServer, module_server, raw_request, wait_until
 
@@ -85,6 +85,19 @@ def test_refused_handshake_is_one_line_with_its_status(
     run(talk())
     (line,) = lines_for(server, path)  # and no "[accepted]" or "closed" line
     assert line.endswith(f'- "WebSocket {path}" {outcome}'), line
+
+
+def test_abandoned_handshake_says_so(server: RunningServer) -> None:
+    """The app accepted with a subprotocol the client never offered: no answer, one line."""
+
+    async def talk() -> None:
+        with pytest.raises(InvalidMessage):  # no HTTP response at all: the connection closes
+            async with connect(f"{server.ws_url}/badproto?log=6", subprotocols=["chat"]):
+                pass
+
+    run(talk())
+    (line,) = lines_for(server, "/badproto?log=6")
+    assert line.endswith('"WebSocket /badproto?log=6" [abandoned: subprotocol not offered]')
 
 
 def test_invalid_upgrade_request_is_logged_with_the_400(server: RunningServer) -> None:
