@@ -303,11 +303,12 @@ async def _send(
 
 async def _session(ws: ClientConnection, args: argparse.Namespace) -> int:
     interactive = not args.execute and sys.stdin.isatty() and sys.stdout.isatty()
-    out = (
-        Prompt(args.binary, args.history_file)
-        if interactive
-        else Plain(args.binary, marks=sys.stdout.isatty())
-    )
+    out: Plain = Plain(args.binary, marks=sys.stdout.isatty())
+    if interactive:
+        try:
+            out = Prompt(args.binary, args.history_file)
+        except ImportError:  # no readline (Windows): lines without editing, still marked
+            pass
     try:
         details = [f"subprotocol {ws.subprotocol}"] if ws.subprotocol else []
         if ws.extensions:
