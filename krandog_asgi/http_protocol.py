@@ -147,6 +147,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "client",
         "closed",
         "config",
+        "counted_ip",
         "cycle",
         "deadline",
         "deadline_is_header",
@@ -204,15 +205,21 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.eof = False  # the client half-closed: answer what is complete, then close
         self.failed: bytes | None = None  # an error answer waiting for the responses before it
         self.backlog = b""  # unparsed input held back while the pipeline is full
+        self.counted_ip: str | None = None  # the peer IP our admission counted, if any
 
     # -- connection lifecycle ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast("asyncio.Transport", transport)
-        self.state.connections.add(self)
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        ip = self.client[0] if self.client else None
+        if not self.state.admission.admit(self, ip, self.loop.time()):
+            self.discarding = True  # refused: not one byte of it is read
+            transport.close()
+            return
+        self.counted_ip = ip
         if isinstance(sock, tuple):
             self.server_addr: tuple[str, int | None] | None = (str(sock[0]), int(sock[1]))
         elif isinstance(sock, str) and sock:
@@ -232,7 +239,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.state.connections.discard(self)
+        state = self.state
+        state.connections.discard(self)
+        state.admission.idle.pop(self, None)
+        state.write_stalls.discard(self)
+        state.admission.release(self.counted_ip)
+        self.counted_ip = None
         for cycle in (self.cycle, self.parsing, *self.pipeline):
             if cycle is not None:
                 cycle.on_disconnect()
@@ -260,6 +272,22 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             cycle.wake()
         return True
 
+    def pause_writing(self) -> None:
+        WriteFlowControl.pause_writing(self)
+        if self.state.write_stall_timeout:
+            self.state.write_stalls.add(self)  # the tick watches it until writes flow again
+
+    def resume_writing(self) -> None:
+        self.state.write_stalls.discard(self)
+        WriteFlowControl.resume_writing(self)
+
+    def on_write_stall(self, stalled: float) -> None:
+        """The client took none of our bytes for ``--timeout-write-stall``: it is not reading,
+        and waiting for it would hold the connection and the app's task in ``drain`` forever."""
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+        logger.info("Closing the connection of %s: it took no data for %.1fs", client, stalled)
+        self.transport.abort()
+
     def pause_reading(self) -> None:
         if not self.read_paused:
             self.read_paused = True
@@ -276,6 +304,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.deadline_is_header = False
         timeout = self.state.keep_alive_timeout
         self.deadline = self.loop.time() + timeout if timeout else 0.0
+        self.state.admission.idle[self] = None  # evictable at the connection limit
 
     def on_deadline(self, now: float) -> None:
         self.deadline = 0.0
@@ -294,6 +323,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         timeout = self.config.timeout_request_header
         self.deadline = self.loop.time() + timeout if timeout else 0.0
         self.deadline_is_header = True
+        self.state.admission.idle.pop(self, None)
 
     def is_idle(self) -> bool:
         return self.cycle is None and not self.pipeline and self.head_bytes == 0
@@ -621,8 +651,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         assert self.upgrade is not None
         scope, rest = self.upgrade
         self.upgrade = None
-        self.state.connections.discard(self)
-        protocol = WebSocketProtocol(self.state, scope, self.transport, self.client)
+        state = self.state
+        state.connections.discard(self)
+        state.admission.idle.pop(self, None)
+        state.write_stalls.discard(self)
+        protocol = WebSocketProtocol(state, scope, self.transport, self.client)
+        protocol.counted_ip, self.counted_ip = self.counted_ip, None
         self.transport.set_protocol(protocol)
         if self.read_paused:
             self.read_paused = False
@@ -719,6 +753,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.deadline_is_header = False
             timeout = self.state.keep_alive_timeout
             self.deadline = self.loop.time() + timeout if timeout else 0.0
+            self.state.admission.idle[self] = None
         if self.read_paused:
             self.resume_reading()
 

@@ -493,7 +493,12 @@ def test_documented_defaults() -> None:
     assert config.limit_request_line == 8 * 1024
     assert config.limit_request_headers == 64 * 1024
     assert config.limit_request_fields == 100
-    assert config.limit_request_body is None
+    assert config.limit_request_body == 100 * 1024 * 1024
+    assert config.timeout_request_body == 30.0
+    assert config.limit_request_body_rate == 1024
+    assert config.timeout_write_stall == 30.0
+    assert config.limit_max_connections is None  # auto: from the open-file limit
+    assert config.limit_connections_per_ip is None
     assert config.timeout_request_header == 10.0
     assert config.timeout_keep_alive == 5.0
     assert config.limit_concurrency is None
