@@ -170,7 +170,8 @@ def test_tick_aborts_an_http_connection_whose_client_reads_nothing() -> None:
         assert transport.aborted
         await loop.advance(0)
         assert RAISED == ["ClientDisconnected"]  # the app's send did not wait forever
-        assert not state.write_stalls and protocol not in state.connections
+        assert not state.write_stalls
+        assert protocol not in state.connections
         state.stop_ticking()
 
     run_with_fake_clock(main)
