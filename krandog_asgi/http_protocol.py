@@ -76,6 +76,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "head_bytes",
         "head_slack",
         "headers",
+        "idle",
         "loop",
         "parser",
         "parsing",
@@ -98,6 +99,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.config = state.config
         self.app = state.app
         self.loop = state.loop
+        self.idle = state.admission.idle  # where this connection waits to be evicted, if idle
         self.cycle: RequestCycle | None = None  # the cycle whose response is being produced
         self.parsing: RequestCycle | None = None  # the cycle whose body is being parsed
         self.pipeline: deque[RequestCycle] = deque()
@@ -234,7 +236,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.timer = _IDLE
         timeout = self.state.keep_alive_timeout
         self.deadline = self.loop.time() + timeout if timeout else 0.0
-        self.state.admission.idle[self] = None  # evictable at the connection limit
+        self.idle[self] = None  # evictable at the connection limit
 
     def on_deadline(self, now: float) -> None:
         self.deadline = 0.0
@@ -256,16 +258,21 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         timeout = self.config.timeout_request_header
         self.deadline = self.loop.time() + timeout if timeout else 0.0
         self.timer = _HEADER
-        self.state.admission.idle.pop(self, None)
+        self.idle.pop(self, None)
 
     def start_body_deadline(self, cycle: RequestCycle) -> None:
-        """The body of ``cycle`` is due from now (the end of its head, or our 100 Continue).
+        """The body of ``cycle`` is due from now: the read that ended its head left it
+        incomplete, or we just sent its 100 Continue.
 
         A per-read idle timer would be defeated by one byte a second: this is a deadline for
         the whole body, ``--timeout-request-body`` from now, which each
         ``--limit-request-body-rate`` bytes received extend by a second (a minimum rate once
         the first timeout has passed). It stands still while we hold reading back."""
-        if self.parsing is not cycle or not self.config.timeout_request_body:
+        if (
+            self.parsing is not cycle
+            or cycle.expect_continue
+            or not self.config.timeout_request_body
+        ):
             return
         now = self.loop.time()
         self.timer = _BODY
@@ -358,7 +365,13 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             if self.head_bytes > self.config.limit_request_headers:
                 self.send_error(431, "Request header fields too large.")
                 return False
-        elif not reading_head:
+        else:
+            if self.timer is not _BODY and self.parsing is not None:
+                # A head ended in this read and its body did not: the body is due from now
+                # (with 100-continue, from our 100). Bodyless requests never get here.
+                self.start_body_deadline(self.parsing)
+            if reading_head:
+                return True
             if self.body_seen:
                 self.gap = 0
             else:
@@ -439,8 +452,6 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             expect_continue,
         )
         self.parsing = cycle
-        if not expect_continue:  # else the body is due once we ask for it
-            self.start_body_deadline(cycle)
         if self.cycle is None:
             self.cycle = cycle
             if state.access_log:
@@ -599,6 +610,6 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.timer = _IDLE
             timeout = self.state.keep_alive_timeout
             self.deadline = self.loop.time() + timeout if timeout else 0.0
-            self.state.admission.idle[self] = None
+            self.idle[self] = None
         if self.read_paused:
             self.resume_reading()

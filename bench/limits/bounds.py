@@ -10,6 +10,8 @@ options (or the flags given after ``--``), then measures, all at once on loopbac
 
 Run: ``python bench/limits/bounds.py`` (about 35 s with the defaults), or e.g.
 ``python bench/limits/bounds.py -- --timeout-request-body 5 --timeout-write-stall 5``.
+``--server uvicorn`` measures uvicorn instead (if installed), ``--cap SECONDS`` (default 300)
+is when a measure gives up: ``null`` in the summary means "still held at the cap".
 Prints one line per measure and a JSON summary. Needs no other package.
 """
 
@@ -64,8 +66,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def start(flags: list[str]) -> tuple[subprocess.Popen[str], int]:
-    cmd = [sys.executable, "-m", "krandog_asgi", "bounds:app", "--port", "0", *flags]
+def start(server: str, flags: list[str]) -> tuple[subprocess.Popen[str], int]:
+    cmd = [sys.executable, "-m", server, "bounds:app", "--port", "0", *flags]
     cmd += ["--app-dir", str(Path(__file__).parent), "--timeout-graceful-shutdown", "1"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ)
@@ -113,9 +115,14 @@ def ended(port: int) -> dict[str, float]:
 
 
 def main() -> None:
+    args = sys.argv[1 : sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
     flags = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
-    limit = 300.0
-    proc, port = start(flags)
+    options = dict(zip(args[::2], args[1::2], strict=False))
+    server = {"krandog": "krandog_asgi"}.get(options.get("--server", ""), "krandog_asgi")
+    if options.get("--server") == "uvicorn":
+        server = "uvicorn"
+    limit = float(options.get("--cap", "300"))
+    proc, port = start(server, flags)
     try:
         slow: dict[str, float | None] = {}
         body_thread = threading.Thread(target=lambda: slow.update(body=slow_body(port, limit)))
@@ -135,6 +142,8 @@ def main() -> None:
             seen = ended(port)
         body_thread.join()
         summary = {
+            "server": server,
+            "cap_s": limit,
             "flags": flags,
             "slow_body_s": slow.get("body"),
             "http_non_reader_s": seen["http"] - t_http if "http" in seen else None,
