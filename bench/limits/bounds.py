@@ -157,7 +157,11 @@ def main() -> None:
         ws_sock.close()
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # a server stuck on the clients it could not cut
+            proc.kill()
+            proc.wait(5)
 
 
 if __name__ == "__main__":
