@@ -198,6 +198,20 @@ def test_body_limit_chunked_counts_the_total(small: RunningServer) -> None:
     assert statuses(raw) == [413]
 
 
+def test_body_limit_chunked_tells_the_reading_app_http_disconnect(small: RunningServer) -> None:
+    with Conn(small.port) as c:
+        c.send(
+            b"POST /wait-body?tag=lim-dc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        c.send(b"258\r\n" + b"x" * 600 + b"\r\n")
+        time.sleep(0.1)  # the app has read those 600 bytes
+        c.send(b"258\r\n" + b"x" * 600 + b"\r\n")
+        assert c.read_response().status == 413
+    (event,) = wait_events(small, "lim-dc", "body-wait")
+    assert event["message"] == "http.disconnect"
+    assert event["total"] == 600
+
+
 def test_body_limit_content_length_read_slowly(small: RunningServer) -> None:
     with Conn(small.port) as c:
         c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n")
