@@ -11,6 +11,7 @@ import time
 
 import httpx
 
+from tests.support.certs import Certificates
 from tests.support.http_client import assert_alive, get, wait_events
 from tests.support.servers import RunningServer, wait_until
 from tests.test_ws_server import UPGRADE
@@ -114,3 +115,23 @@ def test_default_write_stall_spares_a_pause_of_a_few_seconds(http_app: RunningSe
         assert chunk, f"closed after {received} bytes"
         received += len(chunk)
     sock.close()
+
+
+def test_tls_client_that_reads_nothing_is_cut_off(serve, certs: Certificates) -> None:
+    server = serve(
+        "http_app:app",
+        "--timeout-write-stall",
+        str(STALL),
+        "--ssl-certfile",
+        str(certs.certfile),
+        "--ssl-keyfile",
+        str(certs.keyfile),
+    )
+    raw = non_reading_socket(server.port)
+    tls = certs.client_context().wrap_socket(raw, server_hostname="127.0.0.1")
+    started = time.monotonic()
+    tls.sendall(get("/stream-forever?tag=tls"))
+    assert server.wait_for_log(r"took no data for \d", timeout=BOUND), server.log
+    assert time.monotonic() - started < BOUND
+    tls.close()
+    assert "Traceback" not in server.log
