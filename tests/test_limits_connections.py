@@ -8,7 +8,9 @@ tests/process/test_admission.py.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 
@@ -170,3 +172,20 @@ def test_server_keeps_serving_after_refusals(three: RunningServer) -> None:
         conn.close()
     assert wait_until(lambda: _served(three.port))
     assert_alive(three)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="counts the server's fds in /proc")
+def test_a_flood_of_silent_connections_cannot_lock_out_a_working_client(serve) -> None:
+    """200 connections that never send a byte against a limit of 20: they replace each other,
+    the server's descriptors stay bounded, and a client with a request is served."""
+    server = serve("http_app:app", "--limit-max-connections", "20")
+    fd_dir = f"/proc/{server.proc.pid}/fd"
+    baseline = len(os.listdir(fd_dir))
+    flood = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(200)]
+    time.sleep(0.5)
+    assert len(os.listdir(fd_dir)) <= baseline + 20 + 2  # (+2: a connection being accepted)
+    with Conn(server.port) as conn:
+        assert conn.request(get("/")).status == 200
+    for sock in flood:
+        sock.close()
+    assert_alive(server)
