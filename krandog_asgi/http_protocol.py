@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from krandog_asgi.asgi_types import Scope
     from krandog_asgi.process.state import ServerState
 
-__all__ = ["HTTPProtocol", "RequestCycle"]
+__all__ = ["HTTPProtocol", "RequestCycle", "Timer"]
 
 logger = logging.getLogger("krandog_asgi.error")
 
