@@ -38,6 +38,8 @@ _METAVARS: dict[Any, str] = {
     int: "N",
     flags.positive_int: "N",
     flags.non_negative_int: "N",
+    flags.optional_count: "N",
+    flags.auto_count: "N",
     flags.port_number: "PORT",
 }
 
