@@ -2,6 +2,8 @@
 
 Run:  krandog-asgi examples.chat:handler     (from the repository root)
 Then open http://127.0.0.1:8000/ in two browser windows, pick a name in each, and chat.
+Or join from a terminal:  krandog-asgi connect ws://127.0.0.1:8000/ws  and type
+{"type": "join", "name": "carol"}  then  {"type": "message", "text": "hi"}.
 
 The page (``chat.html``, next to this file) uses the browser's own ``WebSocket`` on ``/ws``
 (and reconnects when it goes away). The protocol is JSON text frames:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, NoReturn, cast
 
@@ -455,7 +456,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if self.cycle is None:
             self.cycle = cycle
             if state.access_log:
-                cycle.start_time = self.loop.time()
+                cycle.start_time = time.perf_counter()
             cycle.task = self.loop.create_task(cycle.run_asgi(self.app))
         else:
             # A pipelined request: answered strictly after the one in flight.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from krandog_asgi.asgi_types import UnexpectedMessage
@@ -21,7 +22,9 @@ from krandog_asgi.http.response import (
     ClientDisconnected,
     check_header,
     error_response,
+    escape_for_log,
     final_status_line,
+    status_line,
 )
 from krandog_asgi.transport.websocket_io import END, WebSocketIO
 from krandog_asgi.websocket.connection import Connection, Side
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["Phase", "WebSocketProtocol"]
 
 logger = logging.getLogger("krandog_asgi.error")
+access_logger = logging.getLogger("krandog_asgi.access")
 
 ASGI_WS_VERSION = {"version": "3.0", "spec_version": "2.5"}
 PENDING_LIMIT = 64 * 1024  # bytes a client may send before the app accepts, before we stop reading
@@ -106,6 +110,7 @@ class WebSocketProtocol(WebSocketIO):
         "denial",
         "handshake",
         "handshake_waiter",
+        "opened_at",
         "pending",
         "phase",
         "scope",
@@ -145,6 +150,7 @@ class WebSocketProtocol(WebSocketIO):
         self.denial: tuple[list[bytes], list[bytes]] | None = None  # head and body, in RESPONSE
         self.handshake_waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
+        self.opened_at = 0.0  # time.monotonic() at the accept, for the access log
 
     def start(self, rest: bytes) -> None:
         """Validate the upgrade request and start the app; ``rest`` followed the request head."""
@@ -169,6 +175,7 @@ class WebSocketProtocol(WebSocketIO):
         self.phase = REJECTED
         self.handshake_done()
         logger.debug("WebSocket handshake refused: %s", message)
+        self.log_access(status_line(status)[9:-2].decode("latin-1"))
         self.transport.write(error_response(status, message, self.state.default_headers + headers))
         self.close_transport()
 
@@ -187,6 +194,28 @@ class WebSocketProtocol(WebSocketIO):
         self.counted_ip = None
         WebSocketIO.connection_lost(self, exc)
         self.handshake_done()
+        conn = self.conn
+        if conn is not None and self.state.access_log:
+            elapsed = time.monotonic() - self.opened_at
+            self.log_access(
+                f"closed {self.end_code} after {elapsed:.3f}s "
+                f"({conn.bytes_in} bytes in, {conn.bytes_out} bytes out)"
+            )
+
+    def log_access(self, outcome: str) -> None:
+        """One access-log line per handshake answer and per close, as uvicorn users read
+        them: ``127.0.0.1:50000 - "WebSocket /ws" [accepted]``."""
+        if not self.state.access_log:
+            return
+        scope = self.scope
+        client = scope.get("client")
+        client_s = f"{client[0]}:{client[1]}" if client else "-"
+        if client is not self.client:
+            client_s = escape_for_log(client_s)  # from X-Forwarded-For: any visible bytes
+        path = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("latin-1")
+        access_logger.info('%s - "WebSocket %s" %s', client_s, escape_for_log(path), outcome)
 
     def handshake_done(self) -> None:
         """Wake a ``receive`` that was waiting for the handshake to be answered."""
@@ -339,6 +368,7 @@ class WebSocketProtocol(WebSocketIO):
             # hypercorn (and Falcon's server tests), and the app hears why.
             self.phase = ABANDONED
             self.handshake_done()
+            self.log_access("[abandoned: subprotocol not offered]")
             self.close_transport()
             raise RuntimeError(
                 f"Subprotocol {subprotocol!r} was not offered by the client "
@@ -373,6 +403,9 @@ class WebSocketProtocol(WebSocketIO):
         )
         self.phase = CONNECTED
         self.handshake = None  # not needed any more; keeps the connection small
+        if self.state.access_log:
+            self.opened_at = time.monotonic()
+            self.log_access("[accepted]")
         conn = Connection(
             Side.SERVER,
             transport.write,
@@ -413,6 +446,7 @@ class WebSocketProtocol(WebSocketIO):
         head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(payload))
         head.append(payload)
         self.phase = REJECTED
+        self.log_access(head[0][9:-2].decode("latin-1"))
         self.transport.write(b"".join(head))
         self.close_transport()
 
