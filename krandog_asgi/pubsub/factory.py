@@ -1,0 +1,87 @@
+"""``create_broker(url)``: the backend named by a URL's scheme, and the process's default broker
+(the one the server made at startup) for ``krandog_asgi.pubsub.publish``."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from krandog_asgi.pubsub.broker import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_PRESENCE_TTL,
+    DEFAULT_QUEUE_SIZE,
+    Broker,
+)
+from krandog_asgi.pubsub.codec import Payload
+from krandog_asgi.pubsub.errors import BrokerError
+
+__all__ = [
+    "SCHEMES",
+    "SCOPE_KEY",
+    "create_broker",
+    "get_broker",
+    "is_memory_url",
+    "publish",
+    "set_broker",
+]
+
+SCHEMES = ("memory", "redis", "rediss", "unix")
+SCOPE_KEY = "krandog_asgi.broker"
+"""The key of the broker in ``scope["state"]`` (and in the lifespan scope's ``state``)."""
+
+_default: Broker | None = None
+
+
+def check_url(url: str) -> str:
+    """The scheme of a broadcast URL; ``BrokerError`` for one no backend serves."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        raise BrokerError(
+            f"Unsupported broadcast URL {url!r}: use memory://, redis://host:port/db, "
+            "rediss:// (TLS) or unix:///path/redis.sock"
+        )
+    if scheme != "memory":
+        from krandog_asgi.pubsub.redis_backend import _redis_module
+
+        _redis_module()  # a clear error now if the extra is not installed
+    return scheme
+
+
+def is_memory_url(url: str | None) -> bool:
+    return url is None or urlsplit(url).scheme.lower() in ("", "memory")
+
+
+def create_broker(
+    url: str | None = None,
+    *,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    presence_ttl: float = DEFAULT_PRESENCE_TTL,
+    heartbeat: float = DEFAULT_HEARTBEAT,
+) -> Broker:
+    """A broker for ``url`` (default ``memory://``); ``await broker.start()`` before use."""
+    url = url or "memory://"
+    if check_url(url) == "memory":
+        from krandog_asgi.pubsub.memory import MemoryBroker
+
+        return MemoryBroker(queue_size=queue_size, presence_ttl=presence_ttl, heartbeat=heartbeat)
+    from krandog_asgi.pubsub.redis_backend import RedisBroker
+
+    return RedisBroker(url, queue_size=queue_size, presence_ttl=presence_ttl, heartbeat=heartbeat)
+
+
+def set_broker(broker: Broker | None) -> None:
+    """Make ``broker`` the process default (the server does this for the one it starts)."""
+    global _default
+    _default = broker
+
+
+def get_broker() -> Broker:
+    """The process default broker; ``BrokerError`` outside a server that made one."""
+    if _default is None:
+        raise BrokerError("no broker: run under krandog-asgi, or call set_broker() first")
+    return _default
+
+
+def publish(channel: str, message: Payload) -> asyncio.Future[None]:
+    """Publish through the default broker, from sync or async code on the event loop."""
+    return get_broker().publish_nowait(channel, message)
