@@ -59,11 +59,9 @@ def test_close_overflow_ends_the_subscription_with_an_error() -> None:
             broker.publish_nowait("feed", str(i))
         assert sub.closed
         assert broker.subscriber_count("feed") == 0
-        got = []
+        assert [await sub.__anext__(), await sub.__anext__()] == ["0", "1"]
         with pytest.raises(SubscriberOverflow):
-            async for message in sub:
-                got.append(message)
-        assert got == ["0", "1"]
+            await sub.__anext__()
         await broker.close()
 
     run(main())
@@ -76,8 +74,7 @@ def test_async_for_ends_when_the_subscription_is_closed() -> None:
         received: list[object] = []
 
         async def consume() -> None:
-            async for message in sub:
-                received.append(message)
+            received.extend([message async for message in sub])
 
         task = asyncio.ensure_future(consume())
         await asyncio.sleep(0)
