@@ -18,6 +18,7 @@ from typing import Any
 from krandog_asgi.config import Config, ConfigError
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.binding import bind_socket, remove_unix_socket
+from krandog_asgi.process.broadcast import start_broker, stop_broker, warn_per_process_rooms
 from krandog_asgi.process.envfile import apply_env_file, load_env_file
 from krandog_asgi.process.lifespan import Lifespan
 from krandog_asgi.process.loader import ImportFromStringError, load_app
@@ -71,6 +72,17 @@ class Server:
         if config.limit_max_requests is not None:
             state.on_limit_reached = self._on_max_requests
 
+        broker = await start_broker(config, state.lifespan_state)
+        try:
+            await self._serve(state, sockets)
+        finally:
+            await stop_broker(broker)
+
+    async def _serve(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
+        """Lifespan startup, listen until told to stop, shut down in order."""
+        config = self.config
+        assert config.loaded_app is not None
+        assert self._exit_event is not None
         lifespan = Lifespan(config.loaded_app, config.lifespan, state.lifespan_state)
         await lifespan.startup()
         if lifespan.should_exit:
@@ -337,6 +349,7 @@ def _run(app: Any, **options: Any) -> int:
     if config.workers > 1:
         from krandog_asgi.process.supervisor import run_workers
 
+        warn_per_process_rooms(config)
         try:
             config.check_options()  # fail fast, in the parent, with one clear line
             load_app(config)

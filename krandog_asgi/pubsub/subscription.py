@@ -12,17 +12,23 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from krandog_asgi.pubsub.codec import Payload
 from krandog_asgi.pubsub.errors import SubscriberOverflow
 
-if TYPE_CHECKING:
-    from krandog_asgi.pubsub.broker import Broker
-
 __all__ = ["Attachment", "Listener", "Overflow", "Subscription"]
 
 logger = logging.getLogger("krandog_asgi.error")
+
+
+class Hub(Protocol):
+    """What a sink needs of its broker (the broker builds on this module, not the reverse)."""
+
+    def _remove_sink(self, channel: str, sink: Any) -> None: ...
+
+    async def _wait_subscribed(self, channel: str) -> None: ...
+
 
 Overflow = Literal["drop-oldest", "close"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop-oldest", "close")
@@ -53,7 +59,7 @@ class Subscription:
         "overflow",
     )
 
-    def __init__(self, broker: Broker, channel: str, maxsize: int, overflow: Overflow) -> None:
+    def __init__(self, broker: Hub, channel: str, maxsize: int, overflow: Overflow) -> None:
         if maxsize < 1:
             raise ValueError("a subscription's maxsize must be at least 1")
         if overflow not in OVERFLOW_POLICIES:
@@ -155,7 +161,7 @@ class Listener:
 
     __slots__ = ("_broker", "callback", "channel", "closed")
 
-    def __init__(self, broker: Broker, channel: str, callback: Callable[[Payload], Any]) -> None:
+    def __init__(self, broker: Hub, channel: str, callback: Callable[[Payload], Any]) -> None:
         self._broker = broker
         self.channel = channel
         self.callback = callback

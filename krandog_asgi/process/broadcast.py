@@ -1,0 +1,46 @@
+"""The worker's pub/sub broker: made from ``--broadcast-url`` at startup, handed to apps in
+``scope["state"]["krandog_asgi.broker"]`` (and the lifespan scope's state), closed last."""
+
+from __future__ import annotations
+
+import logging
+
+from krandog_asgi.config import Config
+from krandog_asgi.pubsub import SCOPE_KEY, Broker, create_broker, is_memory_url, set_broker
+
+__all__ = ["start_broker", "stop_broker", "warn_per_process_rooms"]
+
+logger = logging.getLogger("krandog_asgi.error")
+
+
+async def start_broker(config: Config, state: dict[str, object]) -> Broker:
+    """Start the broker and publish it in ``state``. A Redis that is down now is not fatal:
+    the broker keeps reconnecting and publishes raise ``PublishError`` meanwhile."""
+    broker = create_broker(
+        config.broadcast_url,
+        queue_size=config.broadcast_queue,
+        presence_ttl=config.presence_ttl,
+        heartbeat=config.presence_heartbeat,
+    )
+    await broker.start()
+    state[SCOPE_KEY] = broker
+    set_broker(broker)
+    return broker
+
+
+async def stop_broker(broker: Broker) -> None:
+    """After the connections and the app's shutdown: presence goodbyes, then disconnect."""
+    try:
+        await broker.close()
+    finally:
+        set_broker(None)
+
+
+def warn_per_process_rooms(config: Config) -> None:
+    if config.workers > 1 and is_memory_url(config.broadcast_url):
+        logger.warning(
+            "--workers %d with the memory:// broadcast backend: pub/sub channels and presence "
+            "rooms are per worker process (clients of different workers do not see each "
+            "other). Use --broadcast-url redis://host:port/0 to share them.",
+            config.workers,
+        )
