@@ -14,32 +14,69 @@ The page uses the browser's own ``WebSocket`` on ``/ws``. The protocol is JSON t
 
 It is one krandog handler with ``lifecycle=True``: the ``"websocket.close"`` event removes a
 user the moment the connection ends, so the room never keeps (or sends to) closed clients.
-The handler is a plain function and runs on the event loop: it must not block.
+
+The room lives in the server's pub/sub broker (``krandog_asgi.pubsub``): a joined client is
+subscribed to the ``chat`` channel (``req.ws.subscribe``), every join/message/leave is
+published there (``req.ws.publish``), and names are claimed in a presence room, unique across
+every process sharing the broker. One process needs nothing more; for several workers or
+machines, give them one Redis:
+
+    krandog-asgi examples.chat:handler --workers 2 --broadcast-url redis://127.0.0.1:6379/0
+
+Users of a process that dies without a goodbye leave once their presence entry expires
+(``--presence-ttl``). The handler is ``async`` only because claiming a name may ask Redis;
+it never blocks the event loop.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import unicodedata
 from typing import Any
 
 from krandog_asgi import krandog_app
+from krandog_asgi.pubsub import BrokerError
 
 MAX_NAME = 32
 MAX_TEXT = 2000
+ROOM = "chat"  # the pub/sub channel and the presence room
 
-users: dict[Any, str] = {}  # req.ws -> name, for the clients that joined
+logger = logging.getLogger("examples.chat")
+users: dict[Any, str] = {}  # req.ws -> name, for the clients of this process that joined
+watched: set[int] = set()  # brokers whose presence expiry we announce (by id)
 
 
 def send_json(ws: Any, message: dict[str, Any]) -> None:
     ws.send(json.dumps(message))
 
 
-def broadcast(message: dict[str, Any]) -> None:
-    text = json.dumps(message)
-    for ws in users:
-        if ws.readyState == ws.OPEN:
-            ws.send(text)
+def room_of(broker: Any) -> Any:
+    """The presence room; the first time, also announce the leave of expired users (their
+    process died): the broker tells exactly one surviving process."""
+    room = broker.presence(ROOM)
+    if id(broker) not in watched:
+        watched.add(id(broker))
+
+        async def expired(names: list[str]) -> None:
+            everyone = await room.members()
+            for name in names:
+                await broker.publish(ROOM, json.dumps(leave_message(name, everyone)))
+
+        room.on_expire(expired)
+    return room
+
+
+def leave_message(name: str, everyone: list[str]) -> dict[str, Any]:
+    return {"type": "leave", "name": name, "users": everyone}
+
+
+async def broadcast(ws: Any, message: dict[str, Any]) -> None:
+    """Publish to every client in the room (in every process); tell the sender if it failed."""
+    try:
+        await ws.publish(ROOM, json.dumps(message))
+    except BrokerError:
+        send_json(ws, {"type": "error", "error": "not sent: the chat is reconnecting, try again"})
 
 
 def clean_name(value: object) -> str | None:
@@ -49,7 +86,24 @@ def clean_name(value: object) -> str | None:
     return name if 0 < len(name) <= MAX_NAME else None
 
 
-def on_message(ws: Any, data: str | bytes) -> None:
+async def join(ws: Any, name: str) -> None:
+    room = room_of(ws.broker)
+    try:
+        claimed = await room.join(name)
+        everyone = await room.members() if claimed else []
+    except BrokerError:
+        send_json(ws, {"type": "error", "error": "the chat is reconnecting, try again"})
+        return
+    if not claimed:
+        send_json(ws, {"type": "error", "error": "that name is taken"})
+        return
+    users[ws] = name
+    ws.subscribe(ROOM)
+    send_json(ws, {"type": "welcome", "name": name, "users": everyone})
+    await broadcast(ws, {"type": "join", "name": name, "users": everyone})
+
+
+async def on_message(ws: Any, data: str | bytes) -> None:
     try:
         message = json.loads(data)
         kind = message["type"]
@@ -62,13 +116,8 @@ def on_message(ws: Any, data: str | bytes) -> None:
             send_json(ws, {"type": "error", "error": "you have already joined"})
         elif name is None:
             send_json(ws, {"type": "error", "error": f"a name is 1 to {MAX_NAME} characters"})
-        elif name in users.values():
-            send_json(ws, {"type": "error", "error": "that name is taken"})
         else:
-            users[ws] = name
-            everyone = sorted(users.values())
-            send_json(ws, {"type": "welcome", "name": name, "users": everyone})
-            broadcast({"type": "join", "name": name, "users": everyone})
+            await join(ws, name)
     elif kind == "message":
         text = message.get("text")
         if ws not in users:
@@ -76,20 +125,30 @@ def on_message(ws: Any, data: str | bytes) -> None:
         elif not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
             send_json(ws, {"type": "error", "error": f"a message is 1 to {MAX_TEXT} characters"})
         else:
-            broadcast({"type": "message", "name": users[ws], "text": text})
+            await broadcast(ws, {"type": "message", "name": users[ws], "text": text})
     else:
         send_json(ws, {"type": "error", "error": f"unknown message type {kind!r}"})
 
 
+async def on_close(ws: Any) -> None:
+    name = users.pop(ws, None)
+    if name is None:
+        return
+    room = room_of(ws.broker)
+    try:
+        await room.leave(name)
+        await ws.broker.publish(ROOM, json.dumps(leave_message(name, await room.members())))
+    except BrokerError as exc:  # the entry expires and another process announces the leave
+        logger.warning("chat: the leave of %r is not announced now: %s", name, exc)
+
+
 @krandog_app(lifecycle=True)
-def handler(req: Any) -> Any:
+async def handler(req: Any) -> Any:
     if req.type == "websocket":
-        on_message(req.ws, req.data)
+        await on_message(req.ws, req.data)
         return None
     if req.type == "websocket.close":
-        name = users.pop(req.ws, None)
-        if name is not None:
-            broadcast({"type": "leave", "name": name, "users": sorted(users.values())})
+        await on_close(req.ws)
         return None
     if req.type == "websocket.open":
         return None
