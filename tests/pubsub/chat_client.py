@@ -29,7 +29,7 @@ class ChatClient:
         try:
             async for raw in self.ws:
                 self.received.append(json.loads(raw))
-        except Exception:  # noqa: S110 - a killed server ends the connection abruptly
+        except Exception:  # a killed server ends the connection abruptly
             pass
         finally:
             self.closed.set()
