@@ -7,7 +7,7 @@ broker's shape (``BrokerLike``), so it stays ASGI-only and imports nothing of ``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from krandog_asgi.krandog.asgi import Scope
@@ -26,7 +26,7 @@ class BrokerLike(Protocol):
 
     def listen(self, channel: str, callback: Callable[[Any], Any]) -> ListenerLike: ...
 
-    def publish_nowait(self, channel: str, message: str | bytes) -> Awaitable[None]: ...
+    def publish_nowait(self, channel: str, message: str | bytes) -> Any: ...
 
     def presence(self, room: str) -> Any: ...
 

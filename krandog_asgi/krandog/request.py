@@ -6,7 +6,6 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Awaitable
 from typing import Any, ClassVar, Literal
 
 from krandog_asgi.krandog.asgi import Scope
@@ -88,7 +87,7 @@ class _WebSocketFields:
     def broker(self) -> BrokerLike:
         return self.ws.broker
 
-    def publish(self, channel: str, data: str | bytes) -> Awaitable[None]:
+    def publish(self, channel: str, data: str | bytes) -> Any:
         """``req.publish(channel, data)``: as ``req.ws.publish``; see ``ScopeFields.publish``."""
         return self.ws.publish(channel, data)
 

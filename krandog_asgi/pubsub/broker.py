@@ -10,8 +10,10 @@ sink gets each message exactly once, from one place.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +63,8 @@ class Broker:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
+        self._thread = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -71,6 +75,8 @@ class Broker:
 
     async def start(self) -> None:
         """Start the backend's tasks; a backend that is down now is retried in the background."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         if self._store().needs_heartbeat:
             self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat_loop())
 
@@ -99,19 +105,30 @@ class Broker:
 
     # -- publishing ----------------------------------------------------------------------------
 
-    def publish_nowait(self, channel: str, message: Payload) -> asyncio.Future[None]:
+    def publish_nowait(
+        self, channel: str, message: Payload
+    ) -> asyncio.Future[None] | concurrent.futures.Future[None]:
         """Hand ``message`` (str or bytes) to the backend now, without awaiting: usable from
-        sync code on the event loop. Messages published this way keep their order.
+        sync code. Messages published this way keep their order.
 
-        Raises ``PublishError`` at once when the backend is known to be unreachable; otherwise
-        the returned future completes when the backend took it, or fails with ``PublishError``
-        (which is also logged, so a failure no one awaits is still reported).
+        On the event loop it raises ``PublishError`` at once when the backend is known to be
+        unreachable; otherwise the returned future completes when the backend took it, or fails
+        with ``PublishError`` (also logged, so a failure no one awaits is still reported). From
+        another thread (``--handler-threads``) it hands the call to the loop, in order, and
+        returns a ``concurrent.futures.Future`` that carries any ``PublishError``.
         """
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._thread:
+            return asyncio.run_coroutine_threadsafe(self.publish(channel, message), loop)
+        return self._publish(channel, message)
+
+    def _publish(self, channel: str, message: Payload) -> asyncio.Future[None]:
+        """``publish_nowait`` on the loop's thread: the backend's part."""
         raise NotImplementedError
 
     async def publish(self, channel: str, message: Payload) -> None:
         """Publish and wait until the backend took the message; ``PublishError`` if it did not."""
-        await self.publish_nowait(channel, message)
+        await self._publish(channel, message)
 
     # -- receiving -----------------------------------------------------------------------------
 

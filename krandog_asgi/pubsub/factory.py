@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from urllib.parse import urlsplit
 
 from krandog_asgi.pubsub.broker import (
@@ -82,6 +83,8 @@ def get_broker() -> Broker:
     return _default
 
 
-def publish(channel: str, message: Payload) -> asyncio.Future[None]:
-    """Publish through the default broker, from sync or async code on the event loop."""
+def publish(
+    channel: str, message: Payload
+) -> asyncio.Future[None] | concurrent.futures.Future[None]:
+    """Publish through the default broker, from sync or async code (or a handler thread)."""
     return get_broker().publish_nowait(channel, message)

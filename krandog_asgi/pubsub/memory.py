@@ -34,7 +34,7 @@ class MemoryBroker(Broker):
         super().__init__(queue_size=queue_size, presence_ttl=presence_ttl, heartbeat=heartbeat)
         self._presence_store = MemoryPresenceStore()
 
-    def publish_nowait(self, channel: str, message: Payload) -> asyncio.Future[None]:
+    def _publish(self, channel: str, message: Payload) -> asyncio.Future[None]:
         if not isinstance(message, str | bytes | bytearray | memoryview):
             raise TypeError(f"publish() takes str or bytes, not {type(message).__name__}")
         if self._closed:

@@ -148,7 +148,7 @@ class RedisBroker(Broker):
 
     # -- publishing ----------------------------------------------------------------------------
 
-    def publish_nowait(self, channel: str, message: Payload) -> asyncio.Future[None]:
+    def _publish(self, channel: str, message: Payload) -> asyncio.Future[None]:
         payload = encode(message)
         if self._closed:
             raise PublishError("the broker is closed")

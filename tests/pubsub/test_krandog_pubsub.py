@@ -54,6 +54,29 @@ def test_ws_subscribe_sends_published_messages_and_close_unsubscribes() -> None:
     run(main())
 
 
+def test_a_threaded_sync_handler_publishes_in_order() -> None:
+    def handler(req: object) -> None:
+        req.publish("room", req.data)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        broker = await started("memory://")
+        sub = broker.subscribe("room")
+        app = krandog_app(handler, threads=True)
+        texts = [f"t{i}" for i in range(20)]
+        peer = AsgiPeer(
+            {"type": "websocket.connect"},
+            *({"type": "websocket.receive", "text": t} for t in texts),
+            {"type": "websocket.disconnect", "code": 1000},
+        )
+        scope = websocket_scope("/", state={SCOPE_KEY: broker})
+        await app(scope, peer.receive, peer.send)
+        got = [await asyncio.wait_for(sub.__anext__(), 2) for _ in texts]
+        assert got == texts
+        await broker.close()
+
+    run(main())
+
+
 def test_without_a_broker_in_the_scope_subscribe_says_what_to_do() -> None:
     errors: list[BaseException] = []
 
