@@ -258,9 +258,14 @@ class RedisBroker(Broker):
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def _subscribe_all(self, pubsub: Any) -> None:
+        """Subscribe every channel with a local sink, including those added while it ran."""
         async with self._commands:
-            await pubsub.subscribe(PREFIX + "__control__", *(PREFIX + c for c in self._channels))
+            done = set(self._channels)
+            await pubsub.subscribe(PREFIX + "__control__", *(PREFIX + c for c in done))
             self._pubsub = pubsub
+            late = [PREFIX + c for c in self._channels if c not in done]
+            if late:
+                await pubsub.subscribe(*late)
 
     def _went_down(self, exc: BaseException) -> None:
         self._last_error = str(exc) or type(exc).__name__

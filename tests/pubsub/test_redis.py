@@ -5,12 +5,14 @@ restart, and presence (unique names, expiry without goodbye, rebuild after an em
 from __future__ import annotations
 
 import asyncio
+import itertools
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from krandog_asgi.pubsub import PublishError, Subscription
+from krandog_asgi.pubsub import PublishError, Subscription, create_broker
 from tests.pubsub.conftest import HEARTBEAT, TTL, started
 from tests.pubsub.redis_server import RedisServer
 from tests.support.fakes import run
@@ -254,3 +256,61 @@ def test_rediss_url_and_password_are_accepted_and_hidden_in_logs() -> None:
 
     assert shown_url("redis://user:secret@h:6380/2") == "redis://user:***@h:6380/2"
     assert shown_url("rediss://h/0") == "rediss://h/0"
+
+
+def test_reconnect_attempts_back_off() -> None:
+    """Against a port where every connection is dropped at once, attempts slow down (100 ms
+    doubling, with jitter) instead of spinning."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    attempts: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def refuse() -> None:
+            while True:
+                conn, _ = await loop.sock_accept(listener)
+                attempts.append(time.monotonic())
+                conn.close()
+
+        refuser = asyncio.ensure_future(refuse())
+        broker = create_broker(f"redis://127.0.0.1:{port}/0", presence_ttl=TTL, heartbeat=HEARTBEAT)
+        await broker.start()
+        await asyncio.sleep(2.0)
+        assert not broker.connected
+        with pytest.raises(PublishError):
+            broker.publish_nowait("room", "x")
+        await broker.close()
+        refuser.cancel()
+
+    try:
+        run(main())
+    finally:
+        listener.close()
+    reconnects = list(attempts)
+    assert 3 <= len(reconnects) <= 12, reconnects  # ~0.1, 0.2, 0.4, 0.8 s... not a spin
+    gaps = [b - a for a, b in itertools.pairwise(reconnects)]
+    assert max(gaps) > 3 * min(gaps)
+
+
+def test_a_slow_redis_subscriber_keeps_only_its_newest_messages(redis: RedisServer) -> None:
+    async def main() -> None:
+        a, b = await started(redis.url), await started(redis.url)
+        async with b.subscribe("feed", maxsize=10) as sub:
+            for i in range(200):
+                a.publish_nowait("feed", str(i))
+            await a.publish("feed", "last")
+            deadline = time.monotonic() + 5
+            while sub.dropped + sub.qsize() < 201 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert sub.qsize() == 10
+            assert sub.dropped == 191
+            assert [sub.get_nowait() for _ in range(10)][-1] == "last"
+        await a.close()
+        await b.close()
+
+    run(main())
