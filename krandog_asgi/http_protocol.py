@@ -503,6 +503,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             "query_string": query,
             "headers": headers,
             "state": self.state.lifespan_state.copy(),
+            "extensions": self.state.scope_extensions.copy(),
         }
         if proxied and self.trusted_peer:
             apply_proxy_headers(scope, config)

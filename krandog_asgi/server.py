@@ -72,7 +72,7 @@ class Server:
         if config.limit_max_requests is not None:
             state.on_limit_reached = self._on_max_requests
 
-        broker = await start_broker(config, state.lifespan_state)
+        broker = await start_broker(config, state.scope_extensions)
         try:
             await self._serve(state, sockets)
         finally:

@@ -1,7 +1,8 @@
 """The pub/sub broker as a krandog handler reaches it: from the ASGI scope, never by import.
 
-krandog-asgi puts its per-worker broker in ``scope["state"]["krandog_asgi.broker"]``; under
-another ASGI server an app may put one there in its lifespan startup. This layer only needs the
+krandog-asgi offers its per-worker broker as ``scope["extensions"]["krandog_asgi.pubsub"]
+["broker"]``; under another ASGI server an app may put one in
+``scope["state"]["krandog_asgi.broker"]`` from its lifespan startup. This layer only needs the
 broker's shape (``BrokerLike``), so it stays ASGI-only and imports nothing of ``pubsub``.
 """
 
@@ -12,8 +13,9 @@ from typing import Any, Protocol
 
 from krandog_asgi.krandog.asgi import Scope
 
-__all__ = ["SCOPE_KEY", "BrokerLike", "ListenerLike", "NoBroker", "broker_of"]
+__all__ = ["EXTENSION", "SCOPE_KEY", "BrokerLike", "ListenerLike", "NoBroker", "broker_of"]
 
+EXTENSION = "krandog_asgi.pubsub"
 SCOPE_KEY = "krandog_asgi.broker"
 
 
@@ -36,13 +38,15 @@ class NoBroker(RuntimeError):
 
 
 def broker_of(scope: Scope) -> BrokerLike:
-    state = scope.get("state")
-    broker = state.get(SCOPE_KEY) if state is not None else None
+    extension = (scope.get("extensions") or {}).get(EXTENSION)
+    broker = extension.get("broker") if extension else None
+    if broker is None:
+        broker = (scope.get("state") or {}).get(SCOPE_KEY)
     if broker is None:
         raise NoBroker(
-            f"No pub/sub broker in scope['state'][{SCOPE_KEY!r}]: serve the app with "
-            "krandog-asgi (it starts one per worker, see --broadcast-url), or put a "
-            "krandog_asgi.pubsub broker there in your lifespan startup"
+            f"No pub/sub broker in this scope: serve the app with krandog-asgi (it starts one "
+            f"per worker, see --broadcast-url), or put a krandog_asgi.pubsub broker in "
+            f"scope['state'][{SCOPE_KEY!r}] from your lifespan startup"
         )
     broker_like: BrokerLike = broker
     return broker_like

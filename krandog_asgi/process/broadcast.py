@@ -1,21 +1,24 @@
-"""The worker's pub/sub broker: made from ``--broadcast-url`` at startup, handed to apps in
-``scope["state"]["krandog_asgi.broker"]`` (and the lifespan scope's state), closed last."""
+"""The worker's pub/sub broker: made from ``--broadcast-url`` at startup, handed to apps as
+the scope extension ``scope["extensions"]["krandog_asgi.pubsub"]["broker"]`` of every HTTP and
+WebSocket scope (``krandog_asgi.pubsub.get_broker()`` elsewhere, e.g. in lifespan), closed
+last. Not in ``scope["state"]``: that namespace is the app's own."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from krandog_asgi.config import Config
-from krandog_asgi.pubsub import SCOPE_KEY, Broker, create_broker, is_memory_url, set_broker
+from krandog_asgi.pubsub import EXTENSION, Broker, create_broker, is_memory_url, set_broker
 
 __all__ = ["start_broker", "stop_broker", "warn_per_process_rooms"]
 
 logger = logging.getLogger("krandog_asgi.error")
 
 
-async def start_broker(config: Config, state: dict[str, object]) -> Broker:
-    """Start the broker and publish it in ``state``. A Redis that is down now is not fatal:
-    the broker keeps reconnecting and publishes raise ``PublishError`` meanwhile."""
+async def start_broker(config: Config, extensions: dict[str, Any]) -> Broker:
+    """Start the broker and offer it in the scope ``extensions``. A Redis that is down now is
+    not fatal: the broker keeps reconnecting and publishes raise ``PublishError`` meanwhile."""
     broker = create_broker(
         config.broadcast_url,
         queue_size=config.broadcast_queue,
@@ -23,7 +26,7 @@ async def start_broker(config: Config, state: dict[str, object]) -> Broker:
         heartbeat=config.presence_heartbeat,
     )
     await broker.start()
-    state[SCOPE_KEY] = broker
+    extensions[EXTENSION] = {"broker": broker}
     set_broker(broker)
     return broker
 

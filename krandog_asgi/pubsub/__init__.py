@@ -2,9 +2,9 @@
 
 ``create_broker(url)`` picks a backend by URL: ``memory://`` (one process, the default) or
 ``redis://host:port/db`` / ``rediss://`` (redis-py, the ``[redis]`` extra). The server makes one
-per worker from ``--broadcast-url`` and puts it in ``scope["state"]["krandog_asgi.broker"]``::
+per worker from ``--broadcast-url`` and offers it in every HTTP and WebSocket scope::
 
-    broker = scope["state"]["krandog_asgi.broker"]
+    broker = broker_from_scope(scope)  # scope["extensions"]["krandog_asgi.pubsub"]["broker"]
     await broker.publish("room", "hello")            # PublishError if Redis is unreachable
     async for message in broker.subscribe("room"):   # bounded queue, drop-oldest by default
         ...
@@ -25,7 +25,9 @@ from krandog_asgi.pubsub.errors import (
     SubscriberOverflow,
 )
 from krandog_asgi.pubsub.factory import (
+    EXTENSION,
     SCOPE_KEY,
+    broker_from_scope,
     create_broker,
     get_broker,
     is_memory_url,
@@ -36,6 +38,7 @@ from krandog_asgi.pubsub.presence import Presence
 from krandog_asgi.pubsub.subscription import Attachment, Listener, Subscription
 
 __all__ = [
+    "EXTENSION",
     "SCOPE_KEY",
     "Attachment",
     "Broker",
@@ -46,6 +49,7 @@ __all__ = [
     "PublishError",
     "SubscriberOverflow",
     "Subscription",
+    "broker_from_scope",
     "create_broker",
     "get_broker",
     "is_memory_url",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from krandog_asgi.pubsub.broker import (
@@ -17,8 +19,10 @@ from krandog_asgi.pubsub.codec import Payload
 from krandog_asgi.pubsub.errors import BrokerError
 
 __all__ = [
+    "EXTENSION",
     "SCHEMES",
     "SCOPE_KEY",
+    "broker_from_scope",
     "create_broker",
     "get_broker",
     "is_memory_url",
@@ -27,8 +31,10 @@ __all__ = [
 ]
 
 SCHEMES = ("memory", "redis", "rediss", "unix")
+EXTENSION = "krandog_asgi.pubsub"
+"""The scope extension the server offers: ``scope["extensions"][EXTENSION]["broker"]``."""
 SCOPE_KEY = "krandog_asgi.broker"
-"""The key of the broker in ``scope["state"]`` (and in the lifespan scope's ``state``)."""
+"""Where an app under another server may put a broker: ``scope["state"][SCOPE_KEY]``."""
 
 _default: Broker | None = None
 
@@ -74,6 +80,20 @@ def set_broker(broker: Broker | None) -> None:
     """Make ``broker`` the process default (the server does this for the one it starts)."""
     global _default
     _default = broker
+
+
+def broker_from_scope(scope: Mapping[str, Any]) -> Broker:
+    """The broker an ASGI scope carries: the server's extension, else ``state[SCOPE_KEY]``."""
+    found = (scope.get("extensions") or {}).get(EXTENSION, {}).get("broker")
+    if found is None:
+        found = (scope.get("state") or {}).get(SCOPE_KEY)
+    if found is None:
+        raise BrokerError(
+            f"No broker in this scope: not served by krandog-asgi (scope['extensions']"
+            f"[{EXTENSION!r}]), and none in scope['state'][{SCOPE_KEY!r}]"
+        )
+    broker: Broker = found
+    return broker
 
 
 def get_broker() -> Broker:

@@ -3,15 +3,15 @@
 ``handler`` (krandog, sync, no asyncio): a WebSocket text ``sub ROOM`` subscribes the
 connection, ``unsub ROOM`` unsubscribes it, ``pub ROOM TEXT`` publishes; an HTTP
 ``POST /publish/ROOM`` publishes its body (a sync HTTP handler). ``asgi_app``: a plain ASGI
-app that attaches each WebSocket to the channel named by its path and publishes what it
-receives, and whose ``GET /broker`` says which backend the scope carries.
+app that finds the broker in its scope, attaches each WebSocket to the channel named by its
+path and publishes what it receives; its ``GET /broker`` says which backend it got.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from krandog_asgi.pubsub import SCOPE_KEY, PublishError
+from krandog_asgi.pubsub import PublishError, broker_from_scope
 
 
 def handler(req: Any) -> Any:
@@ -47,7 +47,8 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": f"lifespan.{kind}.complete"})
             if kind == "shutdown":
                 return
-    broker = scope["state"][SCOPE_KEY]
+    broker = broker_from_scope(scope)  # the server's scope extension
+    assert "krandog_asgi.broker" not in scope["state"]  # the app's namespace stays its own
     if scope["type"] == "http":
         await receive()
         body = f"{broker.scheme} {type(broker).__name__}".encode()

@@ -11,7 +11,7 @@ import pytest
 from krandog_asgi.pubsub import Broker, create_broker
 from tests.pubsub.redis_server import REDIS_SERVER, RedisServer, available
 
-TTL = 1.5
+TTL = 2.0
 HEARTBEAT = 0.3
 
 

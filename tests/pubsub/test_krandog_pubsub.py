@@ -1,5 +1,5 @@
 """Pub/sub from krandog handlers (``req.ws.subscribe``, ``req.publish``) and plain ASGI apps
-(``scope["state"]["krandog_asgi.broker"]``, ``broker.attach``): in memory through the ASGI
+(``scope["extensions"]["krandog_asgi.pubsub"]``, ``broker.attach``): in memory through the ASGI
 interface, then on real servers over real sockets, across workers with Redis."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from krandog_asgi import krandog_app
 from krandog_asgi.krandog.channels import NoBroker
-from krandog_asgi.pubsub import SCOPE_KEY
+from krandog_asgi.pubsub import EXTENSION, SCOPE_KEY, broker_from_scope
 from tests.pubsub.conftest import started
 from tests.pubsub.redis_server import RedisServer
 from tests.support.asgi import AsgiPeer, websocket_scope
@@ -21,6 +21,33 @@ from tests.support.fakes import run
 from tests.support.servers import RunningServer
 
 # -- in memory: the krandog layer finds the broker in the scope ---------------------------------
+
+
+def test_the_broker_is_found_in_the_server_extension_or_in_state() -> None:
+    seen: list[object] = []
+
+    def handler(req: object) -> None:
+        seen.append(req.broker)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        broker = await started("memory://")
+        app = krandog_app(handler)
+        for scope in (
+            websocket_scope("/", extensions={EXTENSION: {"broker": broker}}),
+            websocket_scope("/", state={SCOPE_KEY: broker}),
+        ):
+            peer = AsgiPeer(
+                {"type": "websocket.connect"},
+                {"type": "websocket.receive", "text": "x"},
+                {"type": "websocket.disconnect", "code": 1000},
+            )
+            await app(scope, peer.receive, peer.send)
+            assert broker_from_scope(scope) is broker
+        await broker.close()
+
+    run(main())
+    assert seen == [seen[0], seen[0]]
+    assert seen[0] is not None
 
 
 def test_ws_subscribe_sends_published_messages_and_close_unsubscribes() -> None:
@@ -184,7 +211,7 @@ def test_http_publish_while_redis_is_down_answers_503(
     assert httpx.post(server.url + "/publish/news", content="back").status_code == 202
 
 
-def test_asgi_app_gets_the_broker_in_scope_state_and_attaches_websockets(
+def test_asgi_app_gets_the_broker_from_its_scope_and_attaches_websockets(
     serve: Callable[..., RunningServer],
 ) -> None:
     server = serve("pubsub_apps:asgi_app")
