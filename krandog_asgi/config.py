@@ -364,7 +364,7 @@ class Config:
     def check_broadcast(self) -> None:
         """A broadcast URL no backend serves, or presence timings that cannot work."""
         try:
-            check_url(self.broadcast_url)
+            check_url(self.broadcast_url or "memory://")
         except BrokerError as exc:
             raise ConfigError(f"--broadcast-url: {exc}") from None
         if not 0 < self.presence_heartbeat < self.presence_ttl:

@@ -1,8 +1,9 @@
 """The pub/sub broker as a krandog handler reaches it: from the ASGI scope, never by import.
 
 krandog-asgi offers its per-worker broker as ``scope["extensions"]["krandog_asgi.pubsub"]
-["broker"]``; under another ASGI server an app may put one in
-``scope["state"]["krandog_asgi.broker"]`` from its lifespan startup. This layer only needs the
+.broker`` (an empty dict with an attribute, so scopes stay JSON-serialisable); under another
+ASGI server an app may put one in ``scope["state"]["krandog_asgi.broker"]`` from its lifespan
+startup. This layer only needs the
 broker's shape (``BrokerLike``), so it stays ASGI-only and imports nothing of ``pubsub``.
 """
 
@@ -38,8 +39,7 @@ class NoBroker(RuntimeError):
 
 
 def broker_of(scope: Scope) -> BrokerLike:
-    extension = (scope.get("extensions") or {}).get(EXTENSION)
-    broker = extension.get("broker") if extension else None
+    broker = getattr((scope.get("extensions") or {}).get(EXTENSION), "broker", None)
     if broker is None:
         broker = (scope.get("state") or {}).get(SCOPE_KEY)
     if broker is None:

@@ -1,5 +1,5 @@
 """The worker's pub/sub broker: made from ``--broadcast-url`` at startup, handed to apps as
-the scope extension ``scope["extensions"]["krandog_asgi.pubsub"]["broker"]`` of every HTTP and
+the scope extension ``scope["extensions"]["krandog_asgi.pubsub"].broker`` of every HTTP and
 WebSocket scope (``krandog_asgi.pubsub.get_broker()`` elsewhere, e.g. in lifespan), closed
 last. Not in ``scope["state"]``: that namespace is the app's own."""
 
@@ -9,7 +9,14 @@ import logging
 from typing import Any
 
 from krandog_asgi.config import Config
-from krandog_asgi.pubsub import EXTENSION, Broker, create_broker, is_memory_url, set_broker
+from krandog_asgi.pubsub import (
+    EXTENSION,
+    Broker,
+    ScopeExtension,
+    create_broker,
+    is_memory_url,
+    set_broker,
+)
 
 __all__ = ["start_broker", "stop_broker", "warn_per_process_rooms"]
 
@@ -20,13 +27,13 @@ async def start_broker(config: Config, extensions: dict[str, Any]) -> Broker:
     """Start the broker and offer it in the scope ``extensions``. A Redis that is down now is
     not fatal: the broker keeps reconnecting and publishes raise ``PublishError`` meanwhile."""
     broker = create_broker(
-        config.broadcast_url,
+        config.broadcast_url or None,
         queue_size=config.broadcast_queue,
         presence_ttl=config.presence_ttl,
         heartbeat=config.presence_heartbeat,
     )
     await broker.start()
-    extensions[EXTENSION] = {"broker": broker}
+    extensions[EXTENSION] = ScopeExtension(broker)
     set_broker(broker)
     return broker
 

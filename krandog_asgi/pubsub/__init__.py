@@ -4,7 +4,7 @@
 ``redis://host:port/db`` / ``rediss://`` (redis-py, the ``[redis]`` extra). The server makes one
 per worker from ``--broadcast-url`` and offers it in every HTTP and WebSocket scope::
 
-    broker = broker_from_scope(scope)  # scope["extensions"]["krandog_asgi.pubsub"]["broker"]
+    broker = broker_from_scope(scope)  # scope["extensions"]["krandog_asgi.pubsub"].broker
     await broker.publish("room", "hello")            # PublishError if Redis is unreachable
     async for message in broker.subscribe("room"):   # bounded queue, drop-oldest by default
         ...
@@ -27,6 +27,7 @@ from krandog_asgi.pubsub.errors import (
 from krandog_asgi.pubsub.factory import (
     EXTENSION,
     SCOPE_KEY,
+    ScopeExtension,
     broker_from_scope,
     create_broker,
     get_broker,
@@ -47,6 +48,7 @@ __all__ = [
     "Presence",
     "PresenceError",
     "PublishError",
+    "ScopeExtension",
     "SubscriberOverflow",
     "Subscription",
     "broker_from_scope",

@@ -28,6 +28,7 @@ logger = logging.getLogger("krandog_asgi.error")
 DEFAULT_QUEUE_SIZE = 1024
 DEFAULT_PRESENCE_TTL = 15.0
 DEFAULT_HEARTBEAT = 5.0
+CLOSE_TIMEOUT = 5.0
 
 Sink = Subscription | Listener
 
@@ -85,8 +86,10 @@ class Broker:
         every subscription, stop the tasks."""
         if self._closed:
             return
-        for room in list(self._rooms.values()):
-            await room._leave_all()
+        try:  # bounded: a backend that does not answer must not hold up the shutdown
+            await asyncio.wait_for(self._leave_rooms(), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            logger.warning("Presence goodbyes timed out; the entries will expire")
         self._closed = True
         for sinks in list(self._channels.values()):
             for sink in list(sinks):
@@ -95,6 +98,10 @@ class Broker:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def _leave_rooms(self) -> None:
+        for room in list(self._rooms.values()):
+            await room._leave_all()
 
     async def __aenter__(self) -> Broker:
         await self.start()

@@ -22,6 +22,7 @@ __all__ = [
     "EXTENSION",
     "SCHEMES",
     "SCOPE_KEY",
+    "ScopeExtension",
     "broker_from_scope",
     "create_broker",
     "get_broker",
@@ -32,11 +33,26 @@ __all__ = [
 
 SCHEMES = ("memory", "redis", "rediss", "unix")
 EXTENSION = "krandog_asgi.pubsub"
-"""The scope extension the server offers: ``scope["extensions"][EXTENSION]["broker"]``."""
+"""The scope extension the server offers: ``scope["extensions"][EXTENSION].broker``."""
 SCOPE_KEY = "krandog_asgi.broker"
 """Where an app under another server may put a broker: ``scope["state"][SCOPE_KEY]``."""
 
 _default: Broker | None = None
+
+
+class ScopeExtension(dict[str, Any]):
+    """The value of ``scope["extensions"]["krandog_asgi.pubsub"]``: an empty dict (ASGI
+    extensions are dicts, and apps print or JSON-dump scopes) whose ``broker`` attribute is
+    the worker's broker."""
+
+    __slots__ = ("broker",)
+
+    def __init__(self, broker: Broker) -> None:
+        super().__init__()
+        self.broker = broker
+
+    def __repr__(self) -> str:
+        return f"ScopeExtension({self.broker!r})"
 
 
 def check_url(url: str) -> str:
@@ -84,7 +100,7 @@ def set_broker(broker: Broker | None) -> None:
 
 def broker_from_scope(scope: Mapping[str, Any]) -> Broker:
     """The broker an ASGI scope carries: the server's extension, else ``state[SCOPE_KEY]``."""
-    found = (scope.get("extensions") or {}).get(EXTENSION, {}).get("broker")
+    found = getattr((scope.get("extensions") or {}).get(EXTENSION), "broker", None)
     if found is None:
         found = (scope.get("state") or {}).get(SCOPE_KEY)
     if found is None:

@@ -5,6 +5,7 @@ interface, then on real servers over real sockets, across workers with Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
 import httpx
@@ -13,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from krandog_asgi import krandog_app
 from krandog_asgi.krandog.channels import NoBroker
-from krandog_asgi.pubsub import EXTENSION, SCOPE_KEY, broker_from_scope
+from krandog_asgi.pubsub import EXTENSION, SCOPE_KEY, ScopeExtension, broker_from_scope
 from tests.pubsub.conftest import started
 from tests.pubsub.redis_server import RedisServer
 from tests.support.asgi import AsgiPeer, websocket_scope
@@ -33,7 +34,7 @@ def test_the_broker_is_found_in_the_server_extension_or_in_state() -> None:
         broker = await started("memory://")
         app = krandog_app(handler)
         for scope in (
-            websocket_scope("/", extensions={EXTENSION: {"broker": broker}}),
+            websocket_scope("/", extensions={EXTENSION: ScopeExtension(broker)}),
             websocket_scope("/", state={SCOPE_KEY: broker}),
         ):
             peer = AsgiPeer(
@@ -43,6 +44,7 @@ def test_the_broker_is_found_in_the_server_extension_or_in_state() -> None:
             )
             await app(scope, peer.receive, peer.send)
             assert broker_from_scope(scope) is broker
+            assert json.dumps(scope.get("extensions")) in ('{"krandog_asgi.pubsub": {}}', "null")
         await broker.close()
 
     run(main())
