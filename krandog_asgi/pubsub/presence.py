@@ -31,6 +31,8 @@ class PresenceStore(Protocol):
 
     async def claim(self, room: str, name: str, token: str, *, refresh: bool) -> bool: ...
 
+    async def refresh(self, room: str, names: list[str], token: str) -> list[str]: ...
+
     async def release(self, room: str, name: str, token: str) -> None: ...
 
     async def members(self, room: str) -> list[str]: ...
@@ -80,10 +82,9 @@ class Presence:
 
     async def _heartbeat(self) -> None:
         """Refresh our names (re-creating them if the backend lost them), then reap."""
-        for name in list(self._local):
-            if not await self._store.claim(self.room, name, self._token, refresh=True):
-                self._local.pop(name, None)
-                logger.warning("Presence: %r in room %r is now held elsewhere", name, self.room)
+        for name in await self._store.refresh(self.room, list(self._local), self._token):
+            self._local.pop(name, None)
+            logger.warning("Presence: %r in room %r is now held elsewhere", name, self.room)
         expired = await self._store.reap(self.room)
         if expired:
             for callback in list(self._callbacks):
@@ -122,6 +123,9 @@ class MemoryPresenceStore:
             return False
         entries[name] = token
         return True
+
+    async def refresh(self, room: str, names: list[str], token: str) -> list[str]:
+        return [n for n in names if not await self.claim(room, n, token, refresh=True)]
 
     async def release(self, room: str, name: str, token: str) -> None:
         entries = self._rooms.get(room, {})

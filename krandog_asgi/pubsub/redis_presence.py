@@ -113,7 +113,28 @@ class RedisPresenceStore:
             if status != -1:
                 return bool(status == 1)
             await asyncio.sleep(int(wait_ms) / 1000)
-        return False
+        raise PresenceError("the room is being rebuilt after a Redis restart: try again")
+
+    async def refresh(self, room: str, names: list[str], token: str) -> list[str]:
+        """Re-claim this holder's ``names`` in one pipeline; the names now held elsewhere."""
+        if not names:
+            return []
+        keys = [*self._keys(room), self._prefix + "epoch", self._prefix + "settle"]
+        fresh = secrets.token_hex(8)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    args = [name, token, self._ttl_ms, 1, self._epoch, fresh, self._settle_ms]
+                    await self._claim(keys=keys, args=args, client=pipe)
+                results = await pipe.execute()
+        except Exception as exc:
+            raise PresenceError(f"presence in Redis failed: {exc}") from exc
+        lost = []
+        for name, (status, _, epoch) in zip(names, results, strict=True):
+            self._epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+            if status != 1:
+                lost.append(name)
+        return lost
 
     async def release(self, room: str, name: str, token: str) -> None:
         await self._run(self._release, self._keys(room), [name, token])

@@ -314,3 +314,27 @@ def test_a_slow_redis_subscriber_keeps_only_its_newest_messages(redis: RedisServ
         await b.close()
 
     run(main())
+
+
+def test_a_holder_that_lost_its_name_to_another_stops_refreshing_it(redis: RedisServer) -> None:
+    async def main() -> None:
+        a = create_broker(redis.url, presence_ttl=60, heartbeat=30)  # beats when kicked
+        await a.start()
+        assert await a.wait_connected(5)  # type: ignore[attr-defined]
+        assert await a.presence("chat").join("x")
+        redis.flush()  # the entry (and the epoch) vanish, as after an empty restart
+        b = await started(redis.url)  # a fresh broker knows no epoch: no settling window
+        assert await b.presence("chat").join("x")
+        a._kick_heartbeat()
+
+        async def dropped() -> bool:
+            return a.presence("chat").local == []
+
+        assert await eventually(dropped, HEARTBEAT * 10)
+        assert b.presence("chat").local == ["x"]
+        assert await a.presence("chat").members() == ["x"]
+        await a.close()
+        assert await b.presence("chat").members() == ["x"]  # a's goodbye does not touch b's
+        await b.close()
+
+    run(main())
