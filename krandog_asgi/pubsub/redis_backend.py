@@ -206,6 +206,9 @@ class RedisBroker(Broker):
 
     def _channel_removed(self, channel: str) -> None:
         self._confirmed.discard(channel)
+        for future in self._confirm_waiters.pop(channel, ()):  # nobody to wait for any more
+            if not future.done():
+                future.set_result(None)
         if self._pubsub is not None:
             asyncio.get_running_loop().create_task(self._command("unsubscribe", channel))
 
