@@ -7,10 +7,10 @@ no local fast path, so nothing arrives twice). The *writer* is one task that PUB
 messages over one pooled connection in pipelines, in call order: Redis keeps the order of one
 connection's commands, so messages from one broker arrive in order everywhere.
 
-The reader reconnects with exponential backoff (100 ms doubling to 5 s) after a restart or an
-outage, resubscribes every channel, and kicks the presence heartbeat so that rooms are rebuilt
-at once. While it is down, ``publish_nowait`` raises ``PublishError``; messages published
-during an outage are not delivered later (Redis pub/sub keeps no backlog).
+The reader reconnects with exponential backoff (100 ms doubling to 2 s, with jitter) after a
+restart or an outage, resubscribes every channel, and kicks the presence heartbeat so that
+rooms are rebuilt at once. While it is down, ``publish_nowait`` raises ``PublishError``;
+messages published during an outage are not delivered later (Redis pub/sub keeps no backlog).
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ __all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "RedisBroker"]
 logger = logging.getLogger("krandog_asgi.error")
 
 BACKOFF_MIN = 0.1
-BACKOFF_MAX = 5.0
+BACKOFF_MAX = 2.0
+# After an empty restart, new presence names wait this long (every holder has reconnected
+# within its longest backoff, 1.5 x BACKOFF_MAX with jitter, and re-claimed its names).
+SETTLE = BACKOFF_MAX * 1.5 + 2.0
 PIPELINE_BATCH = 512
 # How long the writer waits for a just-added channel's SUBSCRIBE to be confirmed before it
 # publishes anyway (so a process sees its own first message on a channel it just joined).
@@ -95,7 +98,7 @@ class RedisBroker(Broker):
         self._pubsub_client: Any = redis_asyncio.from_url(
             url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0
         )
-        self._presence_store = RedisPresenceStore(self._client, PREFIX, presence_ttl, heartbeat)
+        self._presence_store = RedisPresenceStore(self._client, PREFIX, presence_ttl, SETTLE)
         self._connected = False
         self._ever_connected = False
         self._last_error = "not connected yet"

@@ -81,12 +81,13 @@ class RedisPresenceStore:
 
     needs_heartbeat = True
 
-    def __init__(self, client: Any, prefix: str, ttl: float, heartbeat: float) -> None:
+    def __init__(self, client: Any, prefix: str, ttl: float, settle: float) -> None:
         self._client = client
         self._prefix = prefix + "presence:"
         self._ttl_ms = int(ttl * 1000)
-        # Long enough for every holder to reconnect (backoff) and run its heartbeat.
-        self._settle_ms = int((heartbeat * 2 + 5.0) * 1000)
+        # Long enough for every holder to reconnect (its longest backoff) and re-claim: each
+        # broker refreshes its names the moment it is connected again.
+        self._settle_ms = int(settle * 1000)
         self._epoch = ""
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
