@@ -209,6 +209,11 @@ class Broker:
     def _store(self) -> PresenceStore:
         raise NotImplementedError
 
+    def _may_reap(self) -> bool:
+        """Whether expired entries may be reaped now (a backend just back may hold entries of
+        holders that have not reconnected yet: they are not dead)."""
+        return True
+
     def _kick_heartbeat(self) -> None:
         """Refresh presence now (after a reconnect: the backend may have come back empty)."""
         self._beat_now.set()
@@ -220,8 +225,9 @@ class Broker:
             except asyncio.TimeoutError:
                 pass
             self._beat_now.clear()
+            reap = self._may_reap()
             for room in list(self._rooms.values()):
                 try:
-                    await room._heartbeat()
+                    await room._heartbeat(reap)
                 except Exception as exc:
                     logger.warning("Presence heartbeat for room %r failed: %s", room.room, exc)

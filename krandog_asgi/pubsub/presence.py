@@ -80,12 +80,12 @@ class Presence:
         names whose process stopped refreshing them. Each expiry is reported by one process."""
         self._callbacks.append(callback)
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, reap: bool = True) -> None:
         """Refresh our names (re-creating them if the backend lost them), then reap."""
         for name in await self._store.refresh(self.room, list(self._local), self._token):
             self._local.pop(name, None)
             logger.warning("Presence: %r in room %r is now held elsewhere", name, self.room)
-        expired = await self._store.reap(self.room)
+        expired = await self._store.reap(self.room) if reap else []
         if expired:
             for callback in list(self._callbacks):
                 try:

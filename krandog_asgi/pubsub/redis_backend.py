@@ -101,6 +101,7 @@ class RedisBroker(Broker):
         self._presence_store = RedisPresenceStore(self._client, PREFIX, presence_ttl, SETTLE)
         self._connected = False
         self._ever_connected = False
+        self._connected_at = 0.0
         self._last_error = "not connected yet"
         self._outbox: deque[tuple[str, bytes, asyncio.Future[None]]] = deque()
         self._outbox_ready = asyncio.Event()
@@ -307,6 +308,7 @@ class RedisBroker(Broker):
     def _up(self) -> None:
         again, self._ever_connected = self._ever_connected, True
         self._connected = True
+        self._connected_at = time.monotonic()
         verb = "Reconnected to" if again else "Connected to"
         logger.info("%s Redis at %s for broadcast", verb, self.shown_url)
         self._kick_heartbeat()
@@ -315,6 +317,11 @@ class RedisBroker(Broker):
 
     def _store(self) -> PresenceStore:
         return self._presence_store
+
+    def _may_reap(self) -> bool:
+        """Not within SETTLE of a reconnect: after an outage longer than the TTL every entry
+        looks expired until its holder has reconnected and refreshed it."""
+        return self._connected and time.monotonic() - self._connected_at >= SETTLE
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"

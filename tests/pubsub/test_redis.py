@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from krandog_asgi.pubsub import PublishError, Subscription, create_broker
+from krandog_asgi.pubsub.redis_backend import SETTLE
 from tests.pubsub.conftest import HEARTBEAT, TTL, started
 from tests.pubsub.redis_server import RedisServer
 from tests.support.fakes import run
@@ -204,6 +205,11 @@ def test_entries_of_a_broker_that_died_expire_and_are_reaped_once(redis: RedisSe
 
         assert await eventually(gone, TTL + 5)
         assert time.monotonic() - started_at >= TTL - HEARTBEAT  # not before its TTL
+
+        async def announced() -> bool:
+            return bool(reaped)
+
+        assert await eventually(announced, SETTLE + TTL + 5)
         await asyncio.sleep(HEARTBEAT * 3)
         assert reaped == [["ghost"]]  # one broker reaped it, once
         assert len(await a.presence("chat").members()) == 2  # the living were refreshed
@@ -338,3 +344,34 @@ def test_a_holder_that_lost_its_name_to_another_stops_refreshing_it(redis: Redis
         await b.close()
 
     run(main())
+
+
+def test_a_broker_just_connected_does_not_reap_entries_whose_holders_may_be_reconnecting(
+    redis: RedisServer,
+) -> None:
+    """After an outage longer than the TTL every entry looks expired; the first broker back
+    must not announce the leave of users whose process has not reconnected yet."""
+
+    async def main() -> None:
+        holder = create_broker(redis.url, presence_ttl=60, heartbeat=30)  # refreshes when kicked
+        await holder.start()
+        assert await holder.wait_connected(5)  # type: ignore[attr-defined]
+        assert await holder.presence("chat").join("alice")
+        redis.command("ZADD", "krandog:presence:chat", "0", "alice")  # expired long ago
+        reaped: list[list[str]] = []
+        fresh = await started(redis.url)
+        fresh.presence("chat").on_expire(reaped.append)
+        await asyncio.sleep(HEARTBEAT * 4)
+        assert reaped == []  # within SETTLE of its connection: no reaping
+        holder._kick_heartbeat()  # the holder is back and refreshes
+
+        async def back() -> bool:
+            return await fresh.presence("chat").members() == ["alice"]
+
+        assert await eventually(back, 5)
+        await asyncio.sleep(SETTLE)
+        assert reaped == []  # refreshed in time: never announced
+        await holder.close()
+        await fresh.close()
+
+    run(main(), timeout=60)
