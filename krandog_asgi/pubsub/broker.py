@@ -124,9 +124,9 @@ class Broker:
         another thread (``--handler-threads``) it hands the call to the loop, in order, and
         returns a ``concurrent.futures.Future`` that carries any ``PublishError``.
         """
-        loop = self._loop
-        if loop is not None and threading.get_ident() != self._thread:
-            return asyncio.run_coroutine_threadsafe(self.publish(channel, message), loop)
+        if self._off_loop():
+            assert self._loop is not None
+            return asyncio.run_coroutine_threadsafe(self.publish(channel, message), self._loop)
         return self._publish(channel, message)
 
     def _publish(self, channel: str, message: Payload) -> asyncio.Future[None]:
@@ -161,7 +161,16 @@ class Broker:
     def subscriber_count(self, channel: str) -> int:
         return len(self._channels.get(channel, ()))
 
+    def _off_loop(self) -> bool:
+        """Called from another thread (a ``--handler-threads`` handler): the caller hands the
+        change to the loop, where the channel table and the backend live."""
+        return self._loop is not None and threading.get_ident() != self._thread
+
     def _add_sink(self, channel: str, sink: Sink) -> None:
+        if self._off_loop():
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._add_sink, channel, sink)
+            return
         if self._closed:
             sink.closed = True
             return
@@ -172,6 +181,10 @@ class Broker:
         sinks[sink] = None
 
     def _remove_sink(self, channel: str, sink: Sink) -> None:
+        if self._off_loop():
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._remove_sink, channel, sink)
+            return
         sinks = self._channels.get(channel)
         if sinks is None or sinks.pop(sink, 0) is not None:
             return

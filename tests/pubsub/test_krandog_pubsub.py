@@ -106,6 +106,39 @@ def test_a_threaded_sync_handler_publishes_in_order() -> None:
     run(main())
 
 
+def test_a_threaded_handler_subscribes_and_publishes_through_redis(redis: RedisServer) -> None:
+    def handler(req: object) -> None:
+        if req.data == "join":  # type: ignore[attr-defined]
+            req.ws.subscribe("room")  # type: ignore[attr-defined]
+        else:
+            req.publish("room", req.data).result(5)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        broker = await started(redis.url)
+        app = krandog_app(handler, threads=True)
+        peer = AsgiPeer({"type": "websocket.connect"})
+        scope = websocket_scope("/", extensions={EXTENSION: ScopeExtension(broker)})
+        task = asyncio.ensure_future(app(scope, peer.receive, peer.send))
+        peer.push({"type": "websocket.receive", "text": "join"})
+        deadline = asyncio.get_running_loop().time() + 5
+        while broker.subscriber_count("room") == 0:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        peer.push(*({"type": "websocket.receive", "text": f"m{i}"} for i in range(5)))
+        while len([m for m in peer.sent if m["type"] == "websocket.send"]) < 5:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        texts = [m["text"] for m in peer.sent if m["type"] == "websocket.send"]
+        assert texts == [f"m{i}" for i in range(5)]
+        peer.push({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(task, 5)
+        await asyncio.sleep(0.05)
+        assert broker.subscriber_count("room") == 0
+        await broker.close()
+
+    run(main())
+
+
 def test_without_a_broker_in_the_scope_subscribe_says_what_to_do() -> None:
     errors: list[BaseException] = []
 
