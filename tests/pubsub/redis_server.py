@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 import time
 
+from tests.support.certs import Certificates
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -21,19 +23,30 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """``start()``, ``stop()``, ``restart()``; ``url`` for the brokers."""
+    """``start()``, ``stop()``, ``restart()``; ``url`` for the brokers. With ``tls`` (a
+    ``Certificates``), it serves TLS only and ``url`` is a ``rediss://`` URL trusting its CA."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: Certificates | None = None) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="krandog-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.cafile}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args = [REDIS_SERVER, "--bind", "127.0.0.1"]
+        if self.tls is None:
+            args += ["--port", str(self.port)]
+        else:
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--tls-cert-file", str(self.tls.certfile)]
+            args += ["--tls-key-file", str(self.tls.keyfile)]
+            args += ["--tls-ca-cert-file", str(self.tls.cafile)]
         args += ["--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -63,7 +76,10 @@ class RedisServer:
         for arg in args:
             data = arg.encode()
             parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
+            sock = raw
+            if self.tls is not None:
+                sock = self.tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1")
             sock.sendall(b"".join(parts))
             return sock.recv(65536)
 

@@ -16,6 +16,7 @@ from krandog_asgi.pubsub import PublishError, Subscription, create_broker
 from krandog_asgi.pubsub.redis_backend import SETTLE
 from tests.pubsub.conftest import HEARTBEAT, TTL, started
 from tests.pubsub.redis_server import RedisServer
+from tests.support.certs import Certificates
 from tests.support.fakes import run
 
 
@@ -255,6 +256,29 @@ def test_close_says_goodbye_so_entries_go_at_once(redis: RedisServer) -> None:
         await b.close()
 
     run(main())
+
+
+def test_rediss_carries_messages_and_presence_over_tls(certs: Certificates) -> None:
+    server = RedisServer(tls=certs)
+    try:
+        server.start()
+    except RuntimeError as exc:  # a redis-server built without TLS exits at once
+        pytest.skip(f"this redis-server cannot serve TLS: {exc}")
+
+    async def main() -> None:
+        a, b = await started(server.url), await started(server.url)
+        async with b.subscribe("secure") as sub:
+            await a.publish("secure", "over tls")
+            assert await drain(sub, 1) == ["over tls"]
+        assert await a.presence("chat").join("tls-alice")
+        assert not await b.presence("chat").join("tls-alice")
+        await a.close()
+        await b.close()
+
+    try:
+        run(main())
+    finally:
+        server.cleanup()
 
 
 def test_rediss_url_and_password_are_accepted_and_hidden_in_logs() -> None:
