@@ -274,24 +274,28 @@ class Config:
         "pub/sub backend: memory:// (one process) or redis://host:port/db, rediss:// (TLS)",
         group="broadcast",
         env="KRANDOG_BROADCAST_URL",
+        metavar="URL",
     )
     broadcast_queue: int = option(
         1024,
         "messages a subscription buffers before dropping its oldest",
         group="broadcast",
         parse=positive_int,
+        metavar="N",
     )
     presence_ttl: float = option(
         15.0,
         "a presence entry not refreshed for this long expires (its process died)",
         group="broadcast",
         parse=seconds,
+        metavar="SECONDS",
     )
     presence_heartbeat: float = option(
         5.0,
-        "refresh this process's presence entries every N seconds (below --presence-ttl)",
+        "refresh this process's presence entries this often (below --presence-ttl)",
         group="broadcast",
         parse=seconds,
+        metavar="SECONDS",
     )
     # -- TLS
     ssl_keyfile: str | None = option(None, "private key file (PEM)", group="TLS")
