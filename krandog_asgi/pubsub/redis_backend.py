@@ -106,7 +106,8 @@ class RedisBroker(Broker):
         self._outbox: deque[tuple[str, bytes, asyncio.Future[None]]] = deque()
         self._outbox_ready = asyncio.Event()
         self._pubsub: Any = None
-        self._confirmed: set[str] = set()
+        # Channels with local sinks whose SUBSCRIBE Redis has not confirmed on this connection.
+        self._unconfirmed: set[str] = set()
         self._confirm_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._commands: asyncio.Lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -159,7 +160,7 @@ class RedisBroker(Broker):
         if not self._connected:
             raise PublishError(f"Redis at {self.shown_url} is unreachable: {self._last_error}")
         future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_report_failure)
+        future.add_done_callback(_retrieved)
         self._outbox.append((PREFIX + channel, payload, future))
         self._outbox_ready.set()
         return future
@@ -179,6 +180,8 @@ class RedisBroker(Broker):
                         await pipe.execute()
                 except Exception as exc:  # redis-py's errors, OSError, a timeout
                     error = PublishError(f"publishing to Redis at {self.shown_url} failed: {exc}")
+                    # One line per failed batch, so that a failure nobody awaits is reported.
+                    logger.warning("pub/sub: %d message(s) not published: %s", len(batch), exc)
                     for _, _, future in batch:
                         if not future.done():
                             future.set_exception(error)
@@ -188,9 +191,8 @@ class RedisBroker(Broker):
                         future.set_result(None)
 
     async def _wait_pending_confirms(self) -> None:
-        pending = [c for c in self._channels if c not in self._confirmed]
-        if pending and self._connected:
-            waits = [self._wait_subscribed(c) for c in pending]
+        if self._unconfirmed and self._connected:
+            waits = [self._wait_subscribed(c) for c in list(self._unconfirmed)]
             try:
                 await asyncio.wait_for(asyncio.gather(*waits), CONFIRM_WAIT)
             except asyncio.TimeoutError:
@@ -205,11 +207,12 @@ class RedisBroker(Broker):
     # -- receiving -----------------------------------------------------------------------------
 
     def _channel_added(self, channel: str) -> None:
+        self._unconfirmed.add(channel)
         if self._pubsub is not None:
             asyncio.get_running_loop().create_task(self._command("subscribe", channel))
 
     def _channel_removed(self, channel: str) -> None:
-        self._confirmed.discard(channel)
+        self._unconfirmed.discard(channel)
         for future in self._confirm_waiters.pop(channel, ()):  # nobody to wait for any more
             if not future.done():
                 future.set_result(None)
@@ -229,14 +232,14 @@ class RedisBroker(Broker):
                 logger.debug("Redis %s %r failed: %s", command, channel, exc)
 
     async def _wait_subscribed(self, channel: str) -> None:
-        if channel in self._confirmed or channel not in self._channels:
+        if channel not in self._unconfirmed or channel not in self._channels:
             return
         future = asyncio.get_running_loop().create_future()
         self._confirm_waiters.setdefault(channel, []).append(future)
         await future
 
     def _confirm(self, channel: str) -> None:
-        self._confirmed.add(channel)
+        self._unconfirmed.discard(channel)
         for future in self._confirm_waiters.pop(channel, ()):
             if not future.done():
                 future.set_result(None)
@@ -256,7 +259,7 @@ class RedisBroker(Broker):
                 self._went_down(exc)
             finally:
                 self._pubsub = None
-                self._confirmed.clear()
+                self._unconfirmed = set(self._channels)
                 try:
                     await pubsub.aclose()
                 except Exception as exc:
@@ -328,7 +331,8 @@ class RedisBroker(Broker):
         return f"<RedisBroker {self.shown_url} {state}, {len(self._channels)} channels>"
 
 
-def _report_failure(future: asyncio.Future[None]) -> None:
-    """Log a failed publish (and mark its exception retrieved): never a silent drop."""
-    if not future.cancelled() and future.exception() is not None:
-        logger.warning("pub/sub: %s", future.exception())
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Mark a failure retrieved: the writer logged it once per batch, and the publisher who
+    awaits the future gets it as ``PublishError``."""
+    if not future.cancelled():
+        future.exception()
