@@ -117,6 +117,30 @@ def test_every_client_sees_every_join_message_and_leave_once_in_order(cluster: C
     run(main(), timeout=90)
 
 
+def test_after_concurrent_joins_everyone_ends_with_the_whole_list(cluster: Cluster) -> None:
+    """Joins on different processes interleave in any order; the last list each client got
+    still has every name (each process keeps the set, and joins commute)."""
+
+    async def main() -> None:
+        names = [f"together{i}" for i in range(10)]
+        clients = [await ChatClient.open(cluster.ports[i % 2]) for i in range(len(names))]
+        replies = await asyncio.gather(*(c.join(n) for c, n in zip(clients, names, strict=True)))
+        assert all(r["type"] == "welcome" for r in replies), replies
+
+        def complete(client: ChatClient) -> bool:
+            lists = [m["users"] for m in client.received if m["type"] in ("join", "leave")]
+            return bool(lists) and set(names) <= set(lists[-1])
+
+        deadline = time.monotonic() + 15
+        while not all(complete(c) for c in clients) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert [c.name for c in clients if not complete(c)] == []
+        for client in clients:
+            await client.close()
+
+    run(main(), timeout=60)
+
+
 def test_a_name_is_unique_across_processes(cluster: Cluster) -> None:
     async def main() -> None:
         (alice,) = await join_all(cluster, ["unique-alice"])
