@@ -233,3 +233,31 @@ def test_workers_with_the_memory_backend_warn_that_rooms_are_per_process() -> No
         assert server.wait_for_log(r"WARNING.*rooms are per worker process", 5), server.log
     finally:
         server.stop()
+
+
+def test_users_of_a_server_stopped_with_sigterm_leave_at_once(redis_session: RedisServer) -> None:
+    """A graceful stop says goodbye: the leaves are announced while it shuts down, long before
+    the presence TTL (60 s here) would have expired them."""
+    flags = ["--broadcast-url", redis_session.url, "--presence-ttl", "60"]
+    flags += ["--timeout-graceful-shutdown", "5"]
+    first, second = (start_server("examples.chat:handler", *flags) for _ in range(2))
+    try:
+
+        async def main() -> None:
+            stay = await ChatClient.open(first.port)
+            assert (await stay.join("sigterm-stay"))["type"] == "welcome"
+            go = await ChatClient.open(second.port)
+            assert (await go.join("sigterm-go"))["type"] == "welcome"
+            await stay.wait_for(lambda m: m["type"] == "join" and m["name"] == "sigterm-go")
+            stopping = asyncio.get_running_loop().run_in_executor(None, second.stop)
+            leave = await stay.wait_for(
+                lambda m: m["type"] == "leave" and m["name"] == "sigterm-go", 20
+            )
+            assert "sigterm-go" not in leave["users"]
+            assert await stopping == 0
+            await stay.close()
+
+        run(main(), timeout=60)
+    finally:
+        first.stop()
+        second.stop()
