@@ -40,6 +40,8 @@ from krandog_asgi.http.response import check_header
 from krandog_asgi.process.binding import create_ssl_context
 from krandog_asgi.process.loader import InterfaceMode, load_app
 from krandog_asgi.process.logs import LOG_LEVELS
+from krandog_asgi.pubsub.errors import BrokerError
+from krandog_asgi.pubsub.factory import check_url
 from krandog_asgi.websocket.connection import DEFAULT_MAX_FRAGMENTS
 
 __all__ = ["Config", "ConfigError"]
@@ -342,6 +344,35 @@ class Config:
     # permessage-deflate's compression settings: from Python only.
     ws_deflate_window_bits: int = 12
     ws_deflate_mem_level: int = 5
+    # -- broadcast (pub/sub between workers and machines: krandog_asgi.pubsub)
+    broadcast_url: str = option(
+        "memory://",
+        "pub/sub backend: memory:// (one process) or redis://host:port/db, rediss:// (TLS)",
+        group="broadcast",
+        env="KRANDOG_BROADCAST_URL",
+        metavar="URL",
+    )
+    broadcast_queue: int = option(
+        1024,
+        "messages a subscription buffers before dropping its oldest",
+        group="broadcast",
+        parse=positive_int,
+        metavar="N",
+    )
+    presence_ttl: float = option(
+        15.0,
+        "a presence entry not refreshed for this long expires (its process died)",
+        group="broadcast",
+        parse=seconds,
+        metavar="SECONDS",
+    )
+    presence_heartbeat: float = option(
+        5.0,
+        "refresh this process's presence entries this often (below --presence-ttl)",
+        group="broadcast",
+        parse=seconds,
+        metavar="SECONDS",
+    )
     # -- TLS
     ssl_keyfile: str | None = option(None, "private key file (PEM)", group="TLS", metavar="FILE")
     ssl_certfile: str | None = option(
@@ -393,6 +424,7 @@ class Config:
             return
         if self.is_ssl:
             self.ssl_context = self._build_ssl_context()
+        self.check_broadcast()
         self.header_bytes = self._encode_headers()
         # A --header Server (or Date) replaces ours: both are single-valued (RFC 9110 §10.2.4).
         own = {name.strip().lower() for name, _ in self.headers}
@@ -409,6 +441,19 @@ class Config:
         if self.is_ssl:
             self._build_ssl_context()
         self._encode_headers()
+        self.check_broadcast()
+
+    def check_broadcast(self) -> None:
+        """A broadcast URL no backend serves, or presence timings that cannot work."""
+        try:
+            check_url(self.broadcast_url or "memory://")
+        except BrokerError as exc:
+            raise ConfigError(f"--broadcast-url: {exc}") from None
+        if not 0 < self.presence_heartbeat < self.presence_ttl:
+            raise ConfigError(
+                f"--presence-heartbeat ({self.presence_heartbeat}s) must be above 0 and below "
+                f"--presence-ttl ({self.presence_ttl}s)"
+            )
 
     def _build_ssl_context(self) -> ssl.SSLContext:
         try:

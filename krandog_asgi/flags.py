@@ -42,7 +42,9 @@ __all__ = [
 KiB = 1024
 MiB = 1024 * 1024
 
-Group = Literal["binding", "processes", "application", "logging", "HTTP", "WebSocket", "TLS"]
+Group = Literal[
+    "binding", "processes", "application", "logging", "HTTP", "WebSocket", "broadcast", "TLS"
+]
 GROUPS: tuple[Group, ...] = get_args(Group)
 """The sections of ``--help``, in this order."""
 

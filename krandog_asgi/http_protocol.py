@@ -440,6 +440,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             if self.head_bytes + self.head_slack > config.limit_request_headers:
                 check_head_size(url, headers, config.limit_request_headers)
             scope, expect_continue, websocket = read_request_head(parser, url, headers, self)
+            scope["extensions"] = state.scope_extensions.copy()  # the pub/sub broker
         except RequestError as error:
             self.reject(error)
         if websocket:

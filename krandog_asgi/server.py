@@ -25,6 +25,7 @@ from krandog_asgi.process.binding import (
     remove_unix_socket,
     running_on,
 )
+from krandog_asgi.process.broadcast import start_broker, stop_broker
 from krandog_asgi.process.envfile import apply_env_file
 from krandog_asgi.process.lifespan import Lifespan
 from krandog_asgi.process.loader import ImportFromStringError, load_app
@@ -82,6 +83,18 @@ class Server:
         if config.limit_max_requests is not None:
             state.on_limit_reached = self._on_max_requests
 
+        broker = await start_broker(config, state.scope_extensions)
+        try:
+            await self._serve(state, sockets)
+        finally:
+            await stop_broker(broker)
+
+    async def _serve(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
+        """Lifespan startup, listen until told to stop, shut down in order."""
+        config = self.config
+        loop = state.loop
+        assert config.loaded_app is not None
+        assert self._exit_event is not None
         lifespan = Lifespan(config.loaded_app, config.lifespan, state.lifespan_state)
         await lifespan.startup()
         if lifespan.should_exit:

@@ -168,7 +168,7 @@ class WebSocketProtocol(WebSocketIO):
         scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
         del scope["method"]
         scope["subprotocols"] = handshake.subprotocols
-        scope["extensions"] = {"websocket.http.response": {}}
+        scope["extensions"] = {**scope.get("extensions", {}), "websocket.http.response": {}}
         self.task = self.loop.create_task(self.run_asgi())
 
     def reject(self, status: int, message: str, headers: bytes = b"") -> None:

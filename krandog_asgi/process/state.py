@@ -66,6 +66,7 @@ class ServerState:
         "max_requests",
         "on_limit_reached",
         "pending_heads",
+        "scope_extensions",
         "shutting_down",
         "static_headers",
         "tick_handle",
@@ -88,6 +89,8 @@ class ServerState:
         self.cycles: set[Any] = set()
         self.total_requests = 0
         self.lifespan_state: dict[str, Any] = {}
+        # Server extensions every HTTP and WebSocket scope carries (the pub/sub broker).
+        self.scope_extensions: dict[str, Any] = {}
         self.shutting_down = False
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.keep_alive = config.timeout_keep_alive > 0

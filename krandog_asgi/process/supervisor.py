@@ -22,6 +22,7 @@ from typing import Any
 
 from krandog_asgi.config import Config
 from krandog_asgi.process.binding import bind_socket, remove_unix_socket, running_on
+from krandog_asgi.process.broadcast import warn_per_process_rooms
 
 __all__ = ["run_reloader", "run_workers"]
 
@@ -143,6 +144,7 @@ def run_workers(config: Config, target: WorkerTarget) -> int:
     signals.install()
     logger.info("%s", running_on(sock, "https" if config.is_ssl else "http"))
     logger.info("Started parent process [%d]", os.getpid())
+    warn_per_process_rooms(config)
     pool = _Pool(config, target, sock, signals)
     try:
         return pool.run()
