@@ -69,6 +69,10 @@ class Phase(enum.Enum):
     RESPONSE = "response"  # a denial response is under way (its start was sent, not its end)
     CLOSED = "closed"  # accepted, then the app sent websocket.close
     REJECTED = "rejected"  # an HTTP response went instead of the upgrade (403, 4xx, 500, denial)
+    # The app's answer to the upgrade was invalid (a subprotocol the client never offered, a bad
+    # or reserved header, a bad denial status): the handshake failed closed with a 500 and the
+    # connection is closing. Nothing the app sends later reaches the wire.
+    ABORTED = "aborted"
 
 
 HANDSHAKE = Phase.HANDSHAKE
@@ -76,6 +80,26 @@ CONNECTED = Phase.CONNECTED
 RESPONSE = Phase.RESPONSE
 CLOSED = Phase.CLOSED
 REJECTED = Phase.REJECTED
+ABORTED = Phase.ABORTED
+# The phases in which the upgrade request has had its final answer without a WebSocket.
+_REFUSED = (REJECTED, ABORTED)
+
+
+def accept_fields(message: Message, offered: list[str]) -> tuple[str | None, bytes]:
+    """The subprotocol and extra header lines of a ``websocket.accept``, validated before
+    anything is written; raises (RuntimeError, ValueError, TypeError) saying what is wrong."""
+    subprotocol = message.get("subprotocol")
+    if subprotocol is not None and subprotocol not in offered:
+        raise RuntimeError(
+            f"Subprotocol {subprotocol!r} was not offered by the client (offered: {offered})"
+        )
+    extra = []
+    for name, value in message.get("headers") or ():
+        check_header(name, value)
+        if name.lower() in _RESERVED:
+            raise ValueError(f"Header {name!r} is set by the WebSocket handshake")
+        extra.append(b"%s: %s\r\n" % (name, value))
+    return subprotocol, b"".join(extra)
 
 
 def unexpected(kind: str, phase: Phase) -> UnexpectedMessage:
@@ -198,7 +222,7 @@ class WebSocketProtocol(WebSocketIO):
         if self.conn is not None:
             if not self.conn.closing.close_sent:
                 self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
-        elif self.phase is REJECTED or self.handshake is None:
+        elif self.phase in _REFUSED or self.handshake is None:
             self.transport.close()
 
     def is_idle(self) -> bool:
@@ -235,7 +259,7 @@ class WebSocketProtocol(WebSocketIO):
                 # The app is gone: 1011 after a crash, a normal close otherwise.
                 code = CloseCode.INTERNAL_ERROR if error else CloseCode.NORMAL_CLOSURE
                 self.start_close(code)
-        elif self.phase is not REJECTED:
+        elif self.phase not in _REFUSED:
             # Not answered, or a denial response the app started but never finished.
             if not error:
                 logger.error("ASGI callable returned without accepting or closing the WebSocket.")
@@ -248,14 +272,15 @@ class WebSocketProtocol(WebSocketIO):
         if self.conn is None:
             # Not accepted yet (another task of the app is deciding): wait for the accept or
             # for the end of the connection.
-            if not self.closed and self.phase is not REJECTED:
+            if not self.closed and self.phase not in _REFUSED:
                 if self.handshake_waiter is None:
                     self.handshake_waiter = self.loop.create_future()
                 await self.handshake_waiter
             if self.conn is None:
+                gone = self.closed or self.phase is ABORTED  # no close frame will ever come
                 return {
                     "type": "websocket.disconnect",
-                    "code": CloseCode.ABNORMAL_CLOSURE if self.closed else 1000,
+                    "code": CloseCode.ABNORMAL_CLOSURE if gone else 1000,
                     "reason": "",
                 }
         item = await self.next_event()
@@ -308,6 +333,11 @@ class WebSocketProtocol(WebSocketIO):
             self.denial_start(message)
         elif kind == "websocket.http.response.body" and phase is RESPONSE:
             self.denial_body(message)
+        elif phase is ABORTED:
+            if kind == "websocket.close":
+                return  # the handshake already failed closed; nothing is left to close
+            # ASGI: a send on a closed connection raises an OSError subclass.
+            raise ClientDisconnected(f"{kind!r} after the WebSocket handshake was aborted")
         else:
             raise unexpected(kind, phase)
 
@@ -320,18 +350,11 @@ class WebSocketProtocol(WebSocketIO):
         self.check_client_present()
         handshake = self.handshake
         assert handshake is not None
-        subprotocol = message.get("subprotocol")
-        if subprotocol is not None and subprotocol not in handshake.subprotocols:
-            raise RuntimeError(
-                f"Subprotocol {subprotocol!r} was not offered by the client "
-                f"(offered: {handshake.subprotocols})"
-            )
-        extra = []
-        for name, value in message.get("headers") or ():
-            check_header(name, value)
-            if name.lower() in _RESERVED:
-                raise ValueError(f"Header {name!r} is set by the WebSocket handshake")
-            extra.append(b"%s: %s\r\n" % (name, value))
+        try:
+            subprotocol, extra = accept_fields(message, handshake.subprotocols)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            self.abort_handshake(f"invalid 'websocket.accept': {exc}")
+            raise
         config = self.config
         deflate = None
         extension_header = None
@@ -350,7 +373,7 @@ class WebSocketProtocol(WebSocketIO):
                 self.state.default_headers,
                 subprotocol,
                 extension_header,
-                b"".join(extra),
+                extra,
             )
         )
         self.phase = CONNECTED
@@ -373,15 +396,31 @@ class WebSocketProtocol(WebSocketIO):
         if self.state.shutting_down:
             self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
 
+    def abort_handshake(self, why: str) -> None:
+        """Fail the opening handshake closed: the app's answer was invalid, so the client gets
+        a 500 (never a 101, nor the 403 a later ``websocket.close`` would have produced) and
+        the connection closes."""
+        logger.error("WebSocket handshake aborted, no 101 sent: %s", why)
+        self.phase = ABORTED
+        self.handshake_done()
+        self.transport.write(
+            error_response(500, "Internal Server Error", self.state.default_headers)
+        )
+        self.close_transport()
+
     def denial_start(self, message: Message) -> None:
         """WebSocket Denial Response extension: an HTTP response instead of the upgrade."""
         self.check_client_present()
-        head = [final_status_line(message["status"]), self.state.default_headers]
-        for name, value in message.get("headers") or ():
-            check_header(name, value)
-            if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
-                continue  # the body is framed by us
-            head.append(b"%s: %s\r\n" % (name, value))
+        try:
+            head = [final_status_line(message.get("status")), self.state.default_headers]
+            for name, value in message.get("headers") or ():
+                check_header(name, value)
+                if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
+                    continue  # the body is framed by us
+                head.append(b"%s: %s\r\n" % (name, value))
+        except (TypeError, ValueError) as exc:
+            self.abort_handshake(f"invalid 'websocket.http.response.start': {exc}")
+            raise
         self.denial = (head, [])
         self.phase = RESPONSE
 

@@ -24,6 +24,7 @@ from krandog_asgi.process.state import ServerState
 from krandog_asgi.websocket.connection import CloseReceived, Connection, Side
 from krandog_asgi.websocket.frames import OP_CLOSE, OP_TEXT, build_close_payload, build_frame
 from krandog_asgi.ws_protocol import Phase, WebSocketProtocol
+from tests.apps.ws_answers import INVALID_ANSWERS
 from tests.support.fakes import PEER, FakeTransport, run
 
 MASK = b"\x01\x02\x03\x04"
@@ -314,7 +315,7 @@ def test_subprotocol_the_client_did_not_offer_is_an_app_error() -> None:
             app, headers=[*KEY_HEADERS, (b"sec-websocket-protocol", b"chat")]
         )
         await settle()
-        assert protocol.phase is Phase.REJECTED
+        assert protocol.phase is Phase.ABORTED
         assert transport.data.startswith(b"HTTP/1.1 500 ")
 
     run(main())
@@ -322,25 +323,99 @@ def test_subprotocol_the_client_did_not_offer_is_an_app_error() -> None:
     assert not isinstance(errors[0], UnexpectedMessage)  # the message is wrong, not its timing
 
 
-def test_accept_headers_owned_by_the_handshake_are_refused() -> None:
-    errors: list[BaseException] = []
+# An invalid answer to the upgrade fails the handshake closed: the client gets a 500, never a
+# 101 nor the 403 a later websocket.close would produce; the app's accept raises, its later close
+# is a no-op, its later sends raise ClientDisconnected (ASGI: an OSError on a closed connection).
+@pytest.mark.parametrize("answer", list(INVALID_ANSWERS.values()), ids=list(INVALID_ANSWERS))
+def test_an_invalid_answer_aborts_the_handshake_with_500_and_later_messages_do_nothing(
+    answer: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    outcome: dict[str, Any] = {}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
         try:
-            await send({"type": "websocket.accept", "headers": [(b"Upgrade", b"h2c")]})
-        except ValueError as exc:
-            errors.append(exc)
-        await send({"type": "websocket.accept"})
+            await send(answer)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            outcome["answer"] = exc
+        # The cleanup an app (or a framework) does after a failed accept: none of it may
+        # produce an ordinary 403 or reach the wire at all.
+        await send({"type": "websocket.close", "code": 1000})
+        for later in ({"type": "websocket.send", "text": "x"}, {"type": "websocket.accept"}):
+            try:
+                await send(later)
+            except ClientDisconnected as exc:
+                outcome.setdefault("later", []).append(exc)
+        outcome["receive"] = await receive()
 
     async def main() -> None:
-        protocol, transport = open_protocol(app)
+        headers = [*KEY_HEADERS, (b"sec-websocket-protocol", b"chat")]
+        protocol, transport = open_protocol(app, headers=headers)
         await settle()
-        assert protocol.phase is Phase.CONNECTED
-        assert transport.data.count(b"HTTP/1.1 101 ") == 1
+        assert protocol.phase is Phase.ABORTED
+        assert protocol.conn is None
+        data = transport.data
+        assert data.startswith(b"HTTP/1.1 500 "), data
+        assert data.count(b"HTTP/1.1 ") == 1  # no 101 before it, no 403 after it
+        assert b"connection: close\r\n" in data
+        assert transport.closing
+
+    with caplog.at_level(logging.ERROR, "krandog_asgi.error"):
+        run(main())
+    assert isinstance(outcome["answer"], RuntimeError | ValueError | TypeError)
+    assert not isinstance(outcome["answer"], UnexpectedMessage)  # the message is wrong
+    assert len(outcome["later"]) == 2
+    assert isinstance(outcome["later"][0], OSError)
+    assert outcome["receive"] == disconnect(1006)
+    aborted = [r for r in caplog.records if "handshake aborted" in r.getMessage()]
+    assert len(aborted) == 1
+    assert aborted[0].levelno == logging.ERROR
+    assert str(outcome["answer"]) in aborted[0].getMessage()  # it says why
+
+
+def test_an_app_that_lets_an_invalid_accept_raise_gets_one_500_and_a_logged_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept", "headers": [(b"upgrade", b"h2c")]})
+
+    async def main() -> None:
+        _, transport = open_protocol(app)
+        await settle()
+        assert transport.data.count(b"HTTP/1.1 ") == 1
+        assert transport.data.startswith(b"HTTP/1.1 500 ")
+
+    with caplog.at_level(logging.ERROR, "krandog_asgi.error"):
+        run(main())
+    assert "handshake aborted" in caplog.text
+    assert "Exception in ASGI application" in caplog.text
+    assert "returned without accepting" not in caplog.text
+
+
+def test_valid_accept_headers_reach_the_101() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": "chat",
+                "headers": [(b"x-a", b"1 \t obs-text \xe9"), (b"Set-Cookie", b"a=b")],
+            }
+        )
+
+    async def main() -> None:
+        _protocol, transport = open_protocol(
+            app, headers=[*KEY_HEADERS, (b"sec-websocket-protocol", b"chat")]
+        )
+        await settle()
+        head = transport.data.split(b"\r\n\r\n", 1)[0]
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"\r\nsec-websocket-protocol: chat\r\n" in head
+        assert b"\r\nx-a: 1 \t obs-text \xe9\r\n" in head
+        assert head.endswith(b"\r\nSet-Cookie: a=b")
 
     run(main())
-    assert "set by the WebSocket handshake" in str(errors[0])
 
 
 def test_receive_waiting_before_the_accept_gets_the_first_message() -> None:

@@ -1,0 +1,125 @@
+"""The opening handshake over real sockets, where a mistake would reach the wire.
+
+- An invalid answer from the app (``tests/apps/ws_answers.py``: a subprotocol the client never
+  offered, bad or reserved accept headers, a bad denial response) fails closed: a 500 and the
+  connection closed, never a 101 and never the 403 the app's later ``websocket.close`` would
+  have produced; the reason is logged at error level. Checked with raw sockets (every byte the
+  server sent) and with ``websockets`` as an independent client.
+- A malformed ``Sec-WebSocket-Extensions`` offer is declined (RFC 7692 §5): the connection opens
+  without permessage-deflate, whatever the malformation (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+import pytest
+import websockets
+from websockets.asyncio.client import connect
+
+from tests.apps.ws_answers import INVALID_ANSWERS
+from tests.support.servers import RunningServer, module_server, wait_until
+
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+@pytest.fixture(scope="module")
+def answers_server() -> Iterator[RunningServer]:
+    with module_server("ws_answers:app") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[RunningServer]:
+    with module_server("ws_apps:app") as server:
+        yield server
+
+
+def upgrade(path: str, *extra: bytes) -> bytes:
+    lines = [
+        b"GET " + path.encode() + b" HTTP/1.1",
+        b"Host: 127.0.0.1",
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Key: " + KEY,
+        b"Sec-WebSocket-Version: 13",
+        *extra,
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Every byte the server sends until it closes (fails the test if it never does)."""
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def read_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    return data.split(b"\r\n\r\n", 1)[0]
+
+
+# -- an invalid answer from the app ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", list(INVALID_ANSWERS))
+def test_invalid_answer_fails_the_handshake_closed_over_a_raw_socket(
+    answers_server: RunningServer, case: str
+) -> None:
+    path = "/" + quote(case)
+    with socket.create_connection(("127.0.0.1", answers_server.port), timeout=5) as sock:
+        sock.sendall(upgrade(path, b"Sec-WebSocket-Protocol: chat"))
+        data = read_until_closed(sock)  # the server closes the connection
+    assert data.startswith(b"HTTP/1.1 500 "), data
+    assert data.count(b"HTTP/1.1 ") == 1, data  # no 101 before, no 403 from the app's close
+    assert ACCEPT not in data
+    assert b"evil" not in data
+    assert b"HTTP/1.1 200" not in data
+    report = f"{answers_server.url}/report/{quote(case)}"
+    assert wait_until(lambda: httpx.get(report).status_code == 200)
+    record = httpx.get(report).json()
+    assert record["answer"] in ("RuntimeError", "ValueError", "TypeError")
+    assert record["websocket.close"] == "no-op"
+    assert record["websocket.send"] == "ClientDisconnected"
+    assert record["receive"] == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+    assert answers_server.wait_for_log(r"ERROR.*WebSocket handshake aborted, no 101 sent")
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["subprotocol not offered", "CRLF in a header value", "sec-websocket-accept", "upgrade"],
+)
+def test_invalid_answer_is_a_500_for_the_websockets_client(
+    answers_server: RunningServer, case: str
+) -> None:
+    async def main() -> None:
+        url = answers_server.ws_url + "/" + quote(case)
+        async with connect(url, subprotocols=["chat"], open_timeout=5):  # type: ignore[list-item]
+            pass
+
+    with pytest.raises(websockets.InvalidStatus) as info:
+        asyncio.run(asyncio.wait_for(main(), 10))
+    assert info.value.response.status_code == 500
+
+
+def test_the_abort_log_line_says_why(answers_server: RunningServer) -> None:
+    with socket.create_connection(("127.0.0.1", answers_server.port), timeout=5) as sock:
+        sock.sendall(upgrade("/" + quote("subprotocol not offered"), b"Sec-WebSocket-Protocol: a"))
+        read_until_closed(sock)
+    assert answers_server.wait_for_log(
+        r"WebSocket handshake aborted, no 101 sent: invalid 'websocket.accept': "
+        r"Subprotocol 'other' was not offered by the client \(offered: \['a'\]\)"
+    )
