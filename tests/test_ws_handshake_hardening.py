@@ -123,3 +123,80 @@ def test_the_abort_log_line_says_why(answers_server: RunningServer) -> None:
         r"WebSocket handshake aborted, no 101 sent: invalid 'websocket.accept': "
         r"Subprotocol 'other' was not offered by the client \(offered: \['a'\]\)"
     )
+
+
+# -- malformed Sec-WebSocket-Extensions: declined, whatever the malformation --------------------
+
+MALFORMED_EXTENSIONS = {
+    "unknown parameter": b"permessage-deflate; unknown=1",
+    "unknown parameter without a value": b"permessage-deflate; x-foo",
+    "duplicated parameter": b"permessage-deflate; server_no_context_takeover; "
+    b"server_no_context_takeover",
+    "duplicated window bits": b"permessage-deflate; client_max_window_bits=10; "
+    b"client_max_window_bits=11",
+    "window bits too large": b"permessage-deflate; server_max_window_bits=16",
+    "window bits too small": b"permessage-deflate; server_max_window_bits=7",
+    "window bits with a leading zero": b"permessage-deflate; server_max_window_bits=09",
+    "window bits not a number": b"permessage-deflate; client_max_window_bits=ten",
+    "window bits negative": b"permessage-deflate; client_max_window_bits=-9",
+    "server window bits without a value": b"permessage-deflate; server_max_window_bits",
+    "quoted window bits out of range": b'permessage-deflate; server_max_window_bits="20"',
+    "value where none is allowed": b"permessage-deflate; client_no_context_takeover=1",
+    "quoted value where none is allowed": b'permessage-deflate; server_no_context_takeover=""',
+    "empty parameter": b"permessage-deflate; ;",
+    "missing parameter name": b"permessage-deflate; =15",
+    "space inside a parameter value": b"permessage-deflate; server_max_window_bits=1 5",
+    "unterminated quote": b'permessage-deflate; server_max_window_bits="10',
+    "garbage": b';;= ,"\\ =,; @@ ===',  # (control bytes are the HTTP layer's 400)
+    "non-ASCII": b"permessage-deflate; server_max_window_bits=\xff",
+    "bad extension name": b"perm@ssage-deflate",
+    "empty name before parameters": b"; server_no_context_takeover",
+}
+
+
+@pytest.mark.parametrize(
+    "offer", list(MALFORMED_EXTENSIONS.values()), ids=list(MALFORMED_EXTENSIONS)
+)
+def test_malformed_extension_offer_is_declined_and_the_connection_opens(
+    echo_server: RunningServer, offer: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+        sock.sendall(upgrade("/echo", b"Sec-WebSocket-Extensions: " + offer))
+        head = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        assert b"sec-websocket-extensions" not in head.lower()
+        # The connection works, uncompressed: a masked text frame is echoed unmasked.
+        mask = b"\x01\x02\x03\x04"
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"hello"))
+        sock.sendall(b"\x81\x85" + mask + payload)
+        assert sock.recv(7) == b"\x81\x05hello"
+
+
+def test_a_malformed_offer_next_to_a_valid_one_is_declined_as_a_whole(
+    echo_server: RunningServer,
+) -> None:
+    """A header we cannot parse says nothing reliable about the offers in it: all are declined,
+    rather than guessing which part the client meant."""
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+        sock.sendall(
+            upgrade("/echo", b"Sec-WebSocket-Extensions: permessage-deflate, perm@ssage; =")
+        )
+        head = read_head(sock)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"sec-websocket-extensions" not in head.lower()
+
+
+def test_a_well_formed_offer_after_an_unacceptable_one_is_accepted(
+    echo_server: RunningServer,
+) -> None:
+    """RFC 7692 §5: offers are alternatives; one we must decline does not spoil the next."""
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+        sock.sendall(
+            upgrade(
+                "/echo",
+                b"Sec-WebSocket-Extensions: permessage-deflate; unknown=1, permessage-deflate",
+            )
+        )
+        head = read_head(sock)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"sec-websocket-extensions: permessage-deflate" in head.lower()
