@@ -156,10 +156,11 @@ def check_frame_stream(data: bytes, cuts: list[int], side: Side, deflate: bool) 
 # -- the HTTP request path -----------------------------------------------------------------------
 
 _STATUS = re.compile(rb"HTTP/1\.1 (\d{3}) ")
-# What the server may answer a client with: served (200 from the app, 101 for an upgrade), a
-# 4xx for the client's mistake, 501 for an unknown method, 505 for an HTTP version. Never a 500:
-# the fuzzing app cannot fail, so a 500 would be the server's own fault.
-_ALLOWED = frozenset({101, 200, 501, 505, *range(400, 500)})
+# What the server may answer a client with: served (200 from the app, 101 for an upgrade; 100
+# Continue before a body the client announced), a 4xx for the client's mistake, 501 for an
+# unknown method, 505 for an HTTP version. Never a 500: the fuzzing app cannot fail, so a 500
+# would be the server's own fault.
+_ALLOWED = frozenset({100, 101, 200, 501, 505, *range(400, 500)})
 
 
 async def fuzz_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -289,3 +290,36 @@ def check_http_stream(data: bytes, cuts: list[int]) -> bytes:
 def check_http_stream_on(loop: asyncio.AbstractEventLoop, data: bytes, cuts: list[int]) -> bytes:
     """``check_http_stream`` on a loop the caller keeps (a fuzzer runs millions of inputs)."""
     return loop.run_until_complete(_check_http(split(data, cuts)))
+
+
+# -- fuzzer inputs -------------------------------------------------------------------------------
+# A fuzzer gives one byte string; its first bytes choose how it is fed. The same decoding is used
+# by fuzz/*.py and by the corpus replay, so that every kept input means the same thing to both.
+
+
+def _decode(data: bytes) -> tuple[int, list[int], bytes]:
+    """(flags, cuts, stream): byte 0 holds flags and the number of cut bytes that follow (bits
+    4-7, up to 15); each cut byte is scaled by 7 so that cuts can land deep in the stream."""
+    if not data:
+        return 0, [], b""
+    flags = data[0]
+    count = flags >> 4
+    cuts = [b * 7 for b in data[1 : 1 + count]]
+    return flags, cuts, data[1 + count :]
+
+
+def frame_input(data: bytes) -> None:
+    """One atheris input for the frame parser: flags bit 0 picks the server side (masked input),
+    bit 1 deflate."""
+    flags, cuts, stream = _decode(data)
+    side = Side.SERVER if flags & 1 else Side.CLIENT
+    check_frame_stream(stream, cuts, side, bool(flags & 2))
+
+
+def http_input(data: bytes, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """One atheris input for the HTTP request path (flags are only the cut count)."""
+    _, cuts, stream = _decode(data)
+    if loop is None:
+        check_http_stream(stream, cuts)
+    else:
+        check_http_stream_on(loop, stream, cuts)
