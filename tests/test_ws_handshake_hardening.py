@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
+import zlib
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -200,3 +202,48 @@ def test_a_well_formed_offer_after_an_unacceptable_one_is_accepted(
         head = read_head(sock)
     assert head.startswith(b"HTTP/1.1 101 ")
     assert b"sec-websocket-extensions: permessage-deflate" in head.lower()
+
+
+# -- a deflate bomb over a real socket ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_ws_server() -> Iterator[RunningServer]:
+    with module_server("ws_apps:app", "--ws-max-size", "1MiB") as server:
+        yield server
+
+
+def test_deflate_bomb_from_a_client_is_closed_1009_and_the_server_goes_on(
+    small_ws_server: RunningServer,
+) -> None:
+    """64 MiB of zeros deflate to ~64 KiB: the message is cut at --ws-max-size (1 MiB here)
+    while inflating, never inflated whole (the CVE-2018-1000518 class)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = b"".join(comp.compress(bytes(1 << 20)) for _ in range(64))
+    bomb += comp.flush(zlib.Z_SYNC_FLUSH)[:-4]
+    assert len(bomb) < 70_000
+    mask = b"\x01\x02\x03\x04"
+    frame = b"\xc2\xff" + struct.pack("!Q", len(bomb)) + mask + _mask(bomb, mask)
+    port = small_ws_server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(upgrade("/echo", b"Sec-WebSocket-Extensions: permessage-deflate"))
+        head = read_head(sock)
+        assert b"sec-websocket-extensions: permessage-deflate" in head.lower()
+        sock.sendall(frame[:4096])  # inflates past 1 MiB already: nothing more is needed
+        opcode, payload = sock.recv(2), b""
+        while len(payload) < opcode[1]:
+            payload += sock.recv(opcode[1] - len(payload))
+    assert opcode[0] == 0x88
+    assert struct.unpack("!H", payload[:2])[0] == 1009
+    assert "MemoryError" not in small_ws_server.log
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(upgrade("/echo"))
+        assert read_head(sock).startswith(b"HTTP/1.1 101 ")
+
+
+def _mask(data: bytes, mask: bytes) -> bytes:
+    n = len(data)
+    repeated = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(
+        n, "little"
+    )
