@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris target: the sans-I/O WebSocket core (``Connection.receive_data``).
 
 Each input is decoded by ``tests.support.fuzzing.frame_input`` (side, deflate and read

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris target: the HTTP request path (``HTTPProtocol.data_received``, in memory).
 
 Each input is decoded by ``tests.support.fuzzing.http_input`` (read boundaries from its first

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Write the hand-made seed inputs into fuzz/corpus/ (idempotent; the fuzzers grow from them).
 
     python fuzz/seeds.py
