@@ -23,7 +23,7 @@ from krandog_asgi.http.response import ClientDisconnected
 from krandog_asgi.process.state import ServerState
 from krandog_asgi.websocket.connection import CloseReceived, Connection, Side
 from krandog_asgi.websocket.frames import OP_CLOSE, OP_TEXT, build_close_payload, build_frame
-from krandog_asgi.ws_protocol import Phase, WebSocketProtocol
+from krandog_asgi.ws_protocol import PENDING_LIMIT, Phase, WebSocketProtocol
 from tests.apps.ws_answers import INVALID_ANSWERS
 from tests.support.fakes import PEER, FakeTransport, run
 
@@ -158,6 +158,40 @@ def test_frames_sent_with_the_upgrade_request_reach_the_app_after_the_accept() -
 
     run(main())
     assert seen == [CONNECT, {"type": "websocket.receive", "text": "early"}]
+
+
+def test_a_client_that_floods_before_the_accept_is_paused_then_resumed() -> None:
+    """At most PENDING_LIMIT bytes are held for an app that has not answered yet; reading
+    resumes at the accept and every early message reaches the app, in order."""
+    gate: asyncio.Future[None] | None = None
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert gate is not None
+        await receive()
+        await gate
+        await send({"type": "websocket.accept"})
+        seen.extend([(await receive())["text"] for _ in range(3)])
+
+    async def main() -> None:
+        nonlocal gate
+        gate = asyncio.get_running_loop().create_future()
+        protocol, transport = open_protocol(app)
+        await settle()
+        big = "x" * (PENDING_LIMIT // 2 + 1)
+        protocol.data_received(text_frame("a" + big))
+        assert transport.reading
+        protocol.data_received(text_frame("b" + big))
+        assert not transport.reading  # over the limit: no more is read until the accept
+        protocol.data_received(text_frame("c"))  # already in flight when reading paused
+        gate.set_result(None)
+        await settle()
+        assert transport.reading
+        assert protocol.task is not None
+        await asyncio.wait_for(protocol.task, 1)
+
+    run(main())
+    assert [m[:1] for m in seen] == ["a", "b", "c"]
 
 
 def test_scope_becomes_a_websocket_scope() -> None:
