@@ -69,10 +69,11 @@ class Phase(enum.Enum):
     RESPONSE = "response"  # a denial response is under way (its start was sent, not its end)
     CLOSED = "closed"  # accepted, then the app sent websocket.close
     REJECTED = "rejected"  # an HTTP response went instead of the upgrade (403, 4xx, 500, denial)
-    # The app's answer to the upgrade was invalid (a subprotocol the client never offered, a bad
-    # or reserved header, a bad denial status): the handshake failed closed with a 500 and the
-    # connection is closing. Nothing the app sends later reaches the wire.
-    ABORTED = "aborted"
+    # The app's accept was invalid (a subprotocol the client never offered, a bad or reserved
+    # header): the handshake fails closed, the connection is closed without an answer (no
+    # client can take such an upgrade; daphne and hypercorn do the same, Falcon's server tests
+    # expect it), and whatever the app sends later raises.
+    ABANDONED = "abandoned"
 
 
 HANDSHAKE = Phase.HANDSHAKE
@@ -80,9 +81,8 @@ CONNECTED = Phase.CONNECTED
 RESPONSE = Phase.RESPONSE
 CLOSED = Phase.CLOSED
 REJECTED = Phase.REJECTED
-ABORTED = Phase.ABORTED
-# The phases in which the upgrade request has had its final answer without a WebSocket.
-_REFUSED = (REJECTED, ABORTED)
+ABANDONED = Phase.ABANDONED
+UNANSWERABLE = (REJECTED, ABANDONED)  # no upgrade will happen on this connection
 
 
 def accept_fields(message: Message, offered: list[str]) -> tuple[str | None, bytes]:
@@ -222,7 +222,7 @@ class WebSocketProtocol(WebSocketIO):
         if self.conn is not None:
             if not self.conn.closing.close_sent:
                 self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
-        elif self.phase in _REFUSED or self.handshake is None:
+        elif self.phase in UNANSWERABLE or self.handshake is None:
             self.transport.close()
 
     def is_idle(self) -> bool:
@@ -259,7 +259,7 @@ class WebSocketProtocol(WebSocketIO):
                 # The app is gone: 1011 after a crash, a normal close otherwise.
                 code = CloseCode.INTERNAL_ERROR if error else CloseCode.NORMAL_CLOSURE
                 self.start_close(code)
-        elif self.phase not in _REFUSED:
+        elif self.phase not in UNANSWERABLE:
             # Not answered, or a denial response the app started but never finished.
             if not error:
                 logger.error("ASGI callable returned without accepting or closing the WebSocket.")
@@ -272,12 +272,12 @@ class WebSocketProtocol(WebSocketIO):
         if self.conn is None:
             # Not accepted yet (another task of the app is deciding): wait for the accept or
             # for the end of the connection.
-            if not self.closed and self.phase not in _REFUSED:
+            if not self.closed and self.phase not in UNANSWERABLE:
                 if self.handshake_waiter is None:
                     self.handshake_waiter = self.loop.create_future()
                 await self.handshake_waiter
             if self.conn is None:
-                gone = self.closed or self.phase is ABORTED  # no close frame will ever come
+                gone = self.closed or self.phase is ABANDONED  # no close frame will ever come
                 return {
                     "type": "websocket.disconnect",
                     "code": CloseCode.ABNORMAL_CLOSURE if gone else 1000,
@@ -317,6 +317,9 @@ class WebSocketProtocol(WebSocketIO):
                     raise ClientDisconnected("The WebSocket connection is closed")
             return
         phase = self.phase
+        if phase is ABANDONED:
+            # ASGI: a send on a closed connection raises an OSError subclass.
+            raise ClientDisconnected(f"{kind!r} after the WebSocket handshake was abandoned")
         if kind == "websocket.accept" and phase is HANDSHAKE:
             self.accept(message)
         elif kind == "websocket.close" and phase is HANDSHAKE:
@@ -333,11 +336,6 @@ class WebSocketProtocol(WebSocketIO):
             self.denial_start(message)
         elif kind == "websocket.http.response.body" and phase is RESPONSE:
             self.denial_body(message)
-        elif phase is ABORTED:
-            if kind == "websocket.close":
-                return  # the handshake already failed closed; nothing is left to close
-            # ASGI: a send on a closed connection raises an OSError subclass.
-            raise ClientDisconnected(f"{kind!r} after the WebSocket handshake was aborted")
         else:
             raise unexpected(kind, phase)
 
@@ -353,7 +351,7 @@ class WebSocketProtocol(WebSocketIO):
         try:
             subprotocol, extra = accept_fields(message, handshake.subprotocols)
         except (TypeError, ValueError, RuntimeError) as exc:
-            self.abort_handshake(f"invalid 'websocket.accept': {exc}")
+            self.abandon_handshake(f"invalid 'websocket.accept': {exc}")
             raise
         config = self.config
         deflate = None
@@ -396,16 +394,13 @@ class WebSocketProtocol(WebSocketIO):
         if self.state.shutting_down:
             self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
 
-    def abort_handshake(self, why: str) -> None:
-        """Fail the opening handshake closed: the app's answer was invalid, so the client gets
-        a 500 (never a 101, nor the 403 a later ``websocket.close`` would have produced) and
-        the connection closes."""
-        logger.error("WebSocket handshake aborted, no 101 sent: %s", why)
-        self.phase = ABORTED
+    def abandon_handshake(self, why: str) -> None:
+        """Fail the opening handshake closed: the app's answer was invalid, so the connection
+        closes without an answer (never a 101, nor the 403 a later ``websocket.close`` would
+        have produced: RFC 6455 §4.2.2 leaves no valid response), and the log says why."""
+        logger.error("WebSocket handshake abandoned, connection closed unanswered: %s", why)
+        self.phase = ABANDONED
         self.handshake_done()
-        self.transport.write(
-            error_response(500, "Internal Server Error", self.state.default_headers)
-        )
         self.close_transport()
 
     def denial_start(self, message: Message) -> None:
@@ -419,7 +414,10 @@ class WebSocketProtocol(WebSocketIO):
                     continue  # the body is framed by us
                 head.append(b"%s: %s\r\n" % (name, value))
         except (TypeError, ValueError) as exc:
-            self.abort_handshake(f"invalid 'websocket.http.response.start': {exc}")
+            # The app chose to answer with HTTP, and its answer is broken: a 500 instead, as
+            # for an HTTP response, at once (a later websocket.close must not become a 403).
+            logger.error("Invalid WebSocket denial response, 500 sent instead: %s", exc)
+            self.reject(500, "Internal Server Error")
             raise
         self.denial = (head, [])
         self.phase = RESPONSE

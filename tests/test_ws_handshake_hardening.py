@@ -1,10 +1,10 @@
 """The opening handshake over real sockets, where a mistake would reach the wire.
 
 - An invalid answer from the app (``tests/apps/ws_answers.py``: a subprotocol the client never
-  offered, bad or reserved accept headers, a bad denial response) fails closed: a 500 and the
-  connection closed, never a 101 and never the 403 the app's later ``websocket.close`` would
-  have produced; the reason is logged at error level. Checked with raw sockets (every byte the
-  server sent) and with ``websockets`` as an independent client.
+  offered, bad or reserved accept headers, a bad denial response) fails closed: the connection
+  is closed without an answer, never a 101 and never the 403 the app's later
+  ``websocket.close`` would have produced; the reason is logged at error level. Checked with
+  raw sockets (every byte the server sent) and with ``websockets`` as an independent client.
 - A malformed ``Sec-WebSocket-Extensions`` offer is declined (RFC 7692 §5): the connection opens
   without permessage-deflate, whatever the malformation (docs/security.md).
 """
@@ -23,11 +23,10 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from tests.apps.ws_answers import INVALID_ANSWERS
+from tests.apps.ws_answers import INVALID_ANSWERS, INVALID_DENIALS
 from tests.support.servers import RunningServer, module_server, wait_until
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
-ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 
 @pytest.fixture(scope="module")
@@ -85,26 +84,39 @@ def test_invalid_answer_fails_the_handshake_closed_over_a_raw_socket(
     with socket.create_connection(("127.0.0.1", answers_server.port), timeout=5) as sock:
         sock.sendall(upgrade(path, b"Sec-WebSocket-Protocol: chat"))
         data = read_until_closed(sock)  # the server closes the connection
-    assert data.startswith(b"HTTP/1.1 500 "), data
-    assert data.count(b"HTTP/1.1 ") == 1, data  # no 101 before, no 403 from the app's close
-    assert ACCEPT not in data
-    assert b"evil" not in data
-    assert b"HTTP/1.1 200" not in data
+    assert data == b""  # no 101, no 403 from the app's close, nothing injected: no byte at all
     report = f"{answers_server.url}/report/{quote(case)}"
     assert wait_until(lambda: httpx.get(report).status_code == 200)
     record = httpx.get(report).json()
     assert record["answer"] in ("RuntimeError", "ValueError", "TypeError")
-    assert record["websocket.close"] == "no-op"
+    assert record["websocket.close"] == "ClientDisconnected"
     assert record["websocket.send"] == "ClientDisconnected"
     assert record["receive"] == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
-    assert answers_server.wait_for_log(r"ERROR.*WebSocket handshake aborted, no 101 sent")
+    assert answers_server.wait_for_log(r"ERROR.*WebSocket handshake abandoned")
+    assert httpx.get(answers_server.url + "/report/none").status_code == 404  # still serving
+
+
+@pytest.mark.parametrize("case", list(INVALID_DENIALS))
+def test_invalid_denial_response_is_one_500_over_a_raw_socket(
+    answers_server: RunningServer, case: str
+) -> None:
+    with socket.create_connection(("127.0.0.1", answers_server.port), timeout=5) as sock:
+        sock.sendall(upgrade("/" + quote(case)))
+        data = read_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 500 "), data
+    assert data.count(b"HTTP/1.1 ") == 1, data  # nothing injected, no 403 from the later close
+    report = f"{answers_server.url}/report/{quote(case)}"
+    assert wait_until(lambda: httpx.get(report).status_code == 200)
+    record = httpx.get(report).json()
+    assert record["answer"] in ("ValueError", "TypeError")
+    assert record["websocket.close"] == "UnexpectedMessage"
 
 
 @pytest.mark.parametrize(
     "case",
     ["subprotocol not offered", "CRLF in a header value", "sec-websocket-accept", "upgrade"],
 )
-def test_invalid_answer_is_a_500_for_the_websockets_client(
+def test_invalid_answer_closes_unanswered_for_the_websockets_client(
     answers_server: RunningServer, case: str
 ) -> None:
     async def main() -> None:
@@ -112,18 +124,19 @@ def test_invalid_answer_is_a_500_for_the_websockets_client(
         async with connect(url, subprotocols=["chat"], open_timeout=5):  # type: ignore[list-item]
             pass
 
-    with pytest.raises(websockets.InvalidStatus) as info:
+    with pytest.raises(websockets.InvalidMessage) as info:
         asyncio.run(asyncio.wait_for(main(), 10))
-    assert info.value.response.status_code == 500
+    assert isinstance(info.value.__cause__, EOFError)  # the connection closed before a response
 
 
-def test_the_abort_log_line_says_why(answers_server: RunningServer) -> None:
+def test_the_abandon_log_line_says_why(answers_server: RunningServer) -> None:
     with socket.create_connection(("127.0.0.1", answers_server.port), timeout=5) as sock:
         sock.sendall(upgrade("/" + quote("subprotocol not offered"), b"Sec-WebSocket-Protocol: a"))
         read_until_closed(sock)
     assert answers_server.wait_for_log(
-        r"WebSocket handshake aborted, no 101 sent: invalid 'websocket.accept': "
-        r"Subprotocol 'other' was not offered by the client \(offered: \['a'\]\)"
+        r"WebSocket handshake abandoned, connection closed unanswered: invalid "
+        r"'websocket.accept': Subprotocol 'other' was not offered by the client "
+        r"\(offered: \['a'\]\)"
     )
 
 

@@ -24,7 +24,7 @@ from krandog_asgi.process.state import ServerState
 from krandog_asgi.websocket.connection import CloseReceived, Connection, Side
 from krandog_asgi.websocket.frames import OP_CLOSE, OP_TEXT, build_close_payload, build_frame
 from krandog_asgi.ws_protocol import PENDING_LIMIT, Phase, WebSocketProtocol
-from tests.apps.ws_answers import INVALID_ANSWERS
+from tests.apps.ws_answers import INVALID_ANSWERS, INVALID_DENIALS
 from tests.support.fakes import PEER, FakeTransport, run
 
 MASK = b"\x01\x02\x03\x04"
@@ -333,7 +333,11 @@ def test_return_without_answering_is_500_and_logged(caplog: pytest.LogCaptureFix
     assert "returned without accepting or closing" in caplog.text
 
 
-def test_subprotocol_the_client_did_not_offer_is_an_app_error() -> None:
+def test_subprotocol_the_client_did_not_offer_abandons_the_handshake() -> None:
+    """RFC 6455 §4.2.2: no client can take an upgrade to a subprotocol it did not offer. The
+    app hears why (an error of the message, not of its timing), the connection closes without
+    an answer (as daphne and hypercorn do it, and Falcon's server tests expect), and whatever
+    the app sends afterwards meets a closed connection."""
     errors: list[BaseException] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -342,29 +346,36 @@ def test_subprotocol_the_client_did_not_offer_is_an_app_error() -> None:
             await send({"type": "websocket.accept", "subprotocol": "other"})
         except RuntimeError as exc:
             errors.append(exc)
-            raise
+        try:
+            await send({"type": "websocket.close", "code": 1011})  # as Falcon's cleanup does
+        except OSError as exc:
+            errors.append(exc)
+        raise errors[0]
 
     async def main() -> None:
         protocol, transport = open_protocol(
             app, headers=[*KEY_HEADERS, (b"sec-websocket-protocol", b"chat")]
         )
         await settle()
-        assert protocol.phase is Phase.ABORTED
-        assert transport.data.startswith(b"HTTP/1.1 500 ")
+        assert protocol.phase is Phase.ABANDONED
+        assert transport.data == b""
+        assert transport.closing
 
     run(main())
     assert "was not offered by the client" in str(errors[0])
     assert not isinstance(errors[0], UnexpectedMessage)  # the message is wrong, not its timing
+    assert isinstance(errors[1], ClientDisconnected)
 
 
-# An invalid answer to the upgrade fails the handshake closed: the client gets a 500, never a
-# 101 nor the 403 a later websocket.close would produce; the app's accept raises, its later close
-# is a no-op, its later sends raise ClientDisconnected (ASGI: an OSError on a closed connection).
+# An invalid answer to the upgrade fails the handshake closed: the connection closes without an
+# answer, never a 101 nor the 403 a later websocket.close would produce; the bad send raises the
+# validation error, every later message raises ClientDisconnected (ASGI: an OSError on a closed
+# connection), receive() gives a 1006 disconnect.
 @pytest.mark.parametrize("answer", list(INVALID_ANSWERS.values()), ids=list(INVALID_ANSWERS))
-def test_an_invalid_answer_aborts_the_handshake_with_500_and_later_messages_do_nothing(
+def test_an_invalid_answer_abandons_the_handshake_and_later_messages_raise(
     answer: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    outcome: dict[str, Any] = {}
+    outcome: dict[str, Any] = {"later": []}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
@@ -374,40 +385,40 @@ def test_an_invalid_answer_aborts_the_handshake_with_500_and_later_messages_do_n
             outcome["answer"] = exc
         # The cleanup an app (or a framework) does after a failed accept: none of it may
         # produce an ordinary 403 or reach the wire at all.
-        await send({"type": "websocket.close", "code": 1000})
-        for later in ({"type": "websocket.send", "text": "x"}, {"type": "websocket.accept"}):
+        for later in (
+            {"type": "websocket.close", "code": 1000},
+            {"type": "websocket.send", "text": "x"},
+            {"type": "websocket.accept"},
+        ):
             try:
                 await send(later)
             except ClientDisconnected as exc:
-                outcome.setdefault("later", []).append(exc)
+                outcome["later"].append(exc)
         outcome["receive"] = await receive()
 
     async def main() -> None:
         headers = [*KEY_HEADERS, (b"sec-websocket-protocol", b"chat")]
         protocol, transport = open_protocol(app, headers=headers)
         await settle()
-        assert protocol.phase is Phase.ABORTED
+        assert protocol.phase is Phase.ABANDONED
         assert protocol.conn is None
-        data = transport.data
-        assert data.startswith(b"HTTP/1.1 500 "), data
-        assert data.count(b"HTTP/1.1 ") == 1  # no 101 before it, no 403 after it
-        assert b"connection: close\r\n" in data
+        assert transport.data == b""  # no 101, no 403, no 500: nothing
         assert transport.closing
 
     with caplog.at_level(logging.ERROR, "krandog_asgi.error"):
         run(main())
     assert isinstance(outcome["answer"], RuntimeError | ValueError | TypeError)
     assert not isinstance(outcome["answer"], UnexpectedMessage)  # the message is wrong
-    assert len(outcome["later"]) == 2
+    assert len(outcome["later"]) == 3
     assert isinstance(outcome["later"][0], OSError)
     assert outcome["receive"] == disconnect(1006)
-    aborted = [r for r in caplog.records if "handshake aborted" in r.getMessage()]
-    assert len(aborted) == 1
-    assert aborted[0].levelno == logging.ERROR
-    assert str(outcome["answer"]) in aborted[0].getMessage()  # it says why
+    abandoned = [r for r in caplog.records if "handshake abandoned" in r.getMessage()]
+    assert len(abandoned) == 1
+    assert abandoned[0].levelno == logging.ERROR
+    assert str(outcome["answer"]) in abandoned[0].getMessage()  # it says why
 
 
-def test_an_app_that_lets_an_invalid_accept_raise_gets_one_500_and_a_logged_traceback(
+def test_an_app_that_lets_an_invalid_accept_raise_gets_nothing_sent_and_a_logged_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -415,16 +426,48 @@ def test_an_app_that_lets_an_invalid_accept_raise_gets_one_500_and_a_logged_trac
         await send({"type": "websocket.accept", "headers": [(b"upgrade", b"h2c")]})
 
     async def main() -> None:
-        _, transport = open_protocol(app)
+        protocol, transport = open_protocol(app)
         await settle()
-        assert transport.data.count(b"HTTP/1.1 ") == 1
-        assert transport.data.startswith(b"HTTP/1.1 500 ")
+        assert protocol.task is not None
+        assert protocol.task.done()
+        assert transport.data == b""  # not even the 500 an app crash before accept gets
+        assert transport.closing
 
     with caplog.at_level(logging.ERROR, "krandog_asgi.error"):
         run(main())
-    assert "handshake aborted" in caplog.text
+    assert "handshake abandoned" in caplog.text
     assert "Exception in ASGI application" in caplog.text
     assert "returned without accepting" not in caplog.text
+
+
+@pytest.mark.parametrize("answer", list(INVALID_DENIALS.values()), ids=list(INVALID_DENIALS))
+def test_an_invalid_denial_response_is_a_500_at_once_and_the_later_close_is_refused(
+    answer: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        for message in (answer, {"type": "websocket.close"}):
+            try:
+                await send(message)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raised.append(exc)
+
+    async def main() -> None:
+        protocol, transport = open_protocol(app)
+        await settle()
+        assert protocol.phase is Phase.REJECTED
+        assert transport.data.startswith(b"HTTP/1.1 500 ")
+        assert transport.data.count(b"HTTP/1.1 ") == 1  # the later close is no 403
+        assert transport.closing
+
+    with caplog.at_level(logging.ERROR, "krandog_asgi.error"):
+        run(main())
+    assert len(raised) == 2
+    assert not isinstance(raised[0], UnexpectedMessage)  # the message is wrong
+    assert isinstance(raised[1], UnexpectedMessage)  # the handshake was already answered
+    assert "Invalid WebSocket denial response, 500 sent instead" in caplog.text
 
 
 def test_valid_accept_headers_reach_the_101() -> None:

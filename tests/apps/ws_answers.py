@@ -1,9 +1,10 @@
 """An app that answers the upgrade request with an invalid message, then does the cleanup a
 framework would do: for tests/test_ws_handshake_hardening.py (real sockets) and the in-memory
-tests of tests/test_ws_protocol.py, which share ``INVALID_ANSWERS``.
+tests of tests/test_ws_protocol.py, which share the tables.
 
-/<case>          WebSocket: send INVALID_ANSWERS[<case>], then websocket.close, websocket.send
-                 and receive(); what each did is recorded under <case>
+/<case>          WebSocket: send INVALID_ANSWERS[<case>] (or INVALID_DENIALS[<case>]), then
+                 websocket.close, websocket.send and receive(); what each did is recorded
+                 under <case>
 /report/<case>   HTTP: JSON of what the WebSocket app recorded for <case> (404 until then)
 """
 
@@ -15,6 +16,7 @@ from urllib.parse import unquote
 
 RECORD: dict[str, dict[str, Any]] = {}
 
+# An accept the app got wrong: the handshake is abandoned, the connection closed unanswered.
 INVALID_ANSWERS = {
     "subprotocol not offered": {"type": "websocket.accept", "subprotocol": "other"},
     "subprotocol as bytes": {"type": "websocket.accept", "subprotocol": b"chat"},
@@ -51,6 +53,10 @@ INVALID_ANSWERS = {
         "type": "websocket.accept",
         "headers": [(b"transfer-encoding", b"chunked")],
     },
+}
+
+# A denial response the app got wrong: answered with a 500 at once instead.
+INVALID_DENIALS = {
     "denial with status 101": {"type": "websocket.http.response.start", "status": 101},
     "denial without a status": {"type": "websocket.http.response.start"},
     "denial with a CRLF header": {
@@ -77,7 +83,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await receive()
     record: dict[str, Any] = {}
     try:
-        await send(INVALID_ANSWERS[case])
+        await send(INVALID_ANSWERS.get(case) or INVALID_DENIALS[case])
         record["answer"] = "accepted"
     except Exception as exc:
         record["answer"] = type(exc).__name__
