@@ -123,6 +123,7 @@ class WebSocketProtocol(WebSocketIO):
         "client",
         "config",
         "connect_delivered",
+        "counted_ip",
         "denial",
         "handshake",
         "handshake_waiter",
@@ -148,12 +149,14 @@ class WebSocketProtocol(WebSocketIO):
             ping_interval=config.ws_ping_interval,
             ping_timeout=config.ws_ping_timeout,
             close_timeout=config.ws_close_timeout,
+            write_stall_timeout=config.timeout_write_stall or 0.0,
         )
         self.state = state
         self.config = config
         self.scope = scope
         self.transport = transport
         self.client = client
+        self.counted_ip: str | None = None  # handed over by HTTPProtocol: released by us
         self.handshake: ServerHandshake | None = None
         self.pending = b""
         self.phase = HANDSHAKE
@@ -201,6 +204,8 @@ class WebSocketProtocol(WebSocketIO):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
+        self.state.admission.release(self.counted_ip)
+        self.counted_ip = None
         WebSocketIO.connection_lost(self, exc)
         self.handshake_done()
 
