@@ -73,7 +73,11 @@ class Phase(enum.Enum):
     RESPONSE = "response"  # a denial response is under way (its start was sent, not its end)
     CLOSED = "closed"  # accepted, then the app sent websocket.close
     REJECTED = "rejected"  # an HTTP response went instead of the upgrade (403, 4xx, 500, denial)
-    ABANDONED = "abandoned"  # the app chose a subprotocol no client could take: closed unanswered
+    # The app's accept was invalid (a subprotocol the client never offered, a bad or reserved
+    # header): the handshake fails closed, the connection is closed without an answer (no
+    # client can take such an upgrade; daphne and hypercorn do the same, Falcon's server tests
+    # expect it), and whatever the app sends later raises.
+    ABANDONED = "abandoned"
 
 
 HANDSHAKE = Phase.HANDSHAKE
@@ -83,6 +87,23 @@ CLOSED = Phase.CLOSED
 REJECTED = Phase.REJECTED
 ABANDONED = Phase.ABANDONED
 UNANSWERABLE = (REJECTED, ABANDONED)  # no upgrade will happen on this connection
+
+
+def accept_fields(message: Message, offered: list[str]) -> tuple[str | None, bytes]:
+    """The subprotocol and extra header lines of a ``websocket.accept``, validated before
+    anything is written; raises (RuntimeError, ValueError, TypeError) saying what is wrong."""
+    subprotocol = message.get("subprotocol")
+    if subprotocol is not None and subprotocol not in offered:
+        raise RuntimeError(
+            f"Subprotocol {subprotocol!r} was not offered by the client (offered: {offered})"
+        )
+    extra = []
+    for name, value in message.get("headers") or ():
+        check_header(name, value)
+        if name.lower() in _RESERVED:
+            raise ValueError(f"Header {name!r} is set by the WebSocket handshake")
+        extra.append(b"%s: %s\r\n" % (name, value))
+    return subprotocol, b"".join(extra)
 
 
 def unexpected(kind: str, phase: Phase) -> UnexpectedMessage:
@@ -290,9 +311,10 @@ class WebSocketProtocol(WebSocketIO):
                     self.handshake_waiter = self.loop.create_future()
                 await self.handshake_waiter
             if self.conn is None:
+                gone = self.closed or self.phase is ABANDONED  # no close frame will ever come
                 return {
                     "type": "websocket.disconnect",
-                    "code": CloseCode.ABNORMAL_CLOSURE if self.closed else 1000,
+                    "code": CloseCode.ABNORMAL_CLOSURE if gone else 1000,
                     "reason": "",
                 }
         item = await self.next_event()
@@ -330,9 +352,8 @@ class WebSocketProtocol(WebSocketIO):
             return
         phase = self.phase
         if phase is ABANDONED:
-            raise ClientDisconnected(
-                "The WebSocket handshake was abandoned: the connection is closed"
-            )
+            # ASGI: a send on a closed connection raises an OSError subclass.
+            raise ClientDisconnected(f"{kind!r} after the WebSocket handshake was abandoned")
         if kind == "websocket.accept" and phase is HANDSHAKE:
             self.accept(message)
         elif kind == "websocket.close" and phase is HANDSHAKE:
@@ -361,25 +382,12 @@ class WebSocketProtocol(WebSocketIO):
         self.check_client_present()
         handshake = self.handshake
         assert handshake is not None
-        subprotocol = message.get("subprotocol")
-        if subprotocol is not None and subprotocol not in handshake.subprotocols:
-            # RFC 6455 §4.2.2: the choice MUST be one the client offered. No client can take
-            # such an upgrade, so the handshake ends without an answer, as in daphne and
-            # hypercorn (and Falcon's server tests), and the app hears why.
-            self.phase = ABANDONED
-            self.handshake_done()
-            self.log_access("[abandoned: subprotocol not offered]")
-            self.close_transport()
-            raise RuntimeError(
-                f"Subprotocol {subprotocol!r} was not offered by the client "
-                f"(offered: {handshake.subprotocols})"
-            )
-        extra = []
-        for name, value in message.get("headers") or ():
-            check_header(name, value)
-            if name.lower() in _RESERVED:
-                raise ValueError(f"Header {name!r} is set by the WebSocket handshake")
-            extra.append(b"%s: %s\r\n" % (name, value))
+        try:
+            subprotocol, extra = accept_fields(message, handshake.subprotocols)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            short = "subprotocol not offered" if isinstance(exc, RuntimeError) else "invalid accept"
+            self.abandon_handshake(f"invalid 'websocket.accept': {exc}", short)
+            raise
         config = self.config
         deflate = None
         extension_header = None
@@ -398,7 +406,7 @@ class WebSocketProtocol(WebSocketIO):
                 self.state.default_headers,
                 subprotocol,
                 extension_header,
-                b"".join(extra),
+                extra,
             )
         )
         self.phase = CONNECTED
@@ -424,15 +432,32 @@ class WebSocketProtocol(WebSocketIO):
         if self.state.shutting_down:
             self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
 
+    def abandon_handshake(self, why: str, short: str) -> None:
+        """Fail the opening handshake closed: the app's answer was invalid, so the connection
+        closes without an answer (never a 101, nor the 403 a later ``websocket.close`` would
+        have produced: RFC 6455 §4.2.2 leaves no valid response), and the log says why."""
+        logger.error("WebSocket handshake abandoned, connection closed unanswered: %s", why)
+        self.phase = ABANDONED
+        self.handshake_done()
+        self.log_access(f"[abandoned: {short}]")
+        self.close_transport()
+
     def denial_start(self, message: Message) -> None:
         """WebSocket Denial Response extension: an HTTP response instead of the upgrade."""
         self.check_client_present()
-        head = [final_status_line(message["status"]), self.state.default_headers]
-        for name, value in message.get("headers") or ():
-            check_header(name, value)
-            if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
-                continue  # the body is framed by us
-            head.append(b"%s: %s\r\n" % (name, value))
+        try:
+            head = [final_status_line(message.get("status")), self.state.default_headers]
+            for name, value in message.get("headers") or ():
+                check_header(name, value)
+                if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
+                    continue  # the body is framed by us
+                head.append(b"%s: %s\r\n" % (name, value))
+        except (TypeError, ValueError) as exc:
+            # The app chose to answer with HTTP, and its answer is broken: a 500 instead, as
+            # for an HTTP response, at once (a later websocket.close must not become a 403).
+            logger.error("Invalid WebSocket denial response, 500 sent instead: %s", exc)
+            self.reject(500, "Internal Server Error")
+            raise
         self.denial = (head, [])
         self.phase = RESPONSE
 
