@@ -1,0 +1,106 @@
+"""The ASGI app every server runs for the differential probe (``tests/support/http_probe.py``).
+
+Plain ASGI 3, no import of ours, so uvicorn and hypercorn serve exactly the same app. By default
+it reads the whole body and answers with a JSON echo of the request as the app saw it; paths
+under ``/resp/`` send responses that break a framing rule on purpose (a body on HEAD, 204 or
+304, a wrong Content-Length, CR/LF in a header value, ...) to see what each server puts on the
+wire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+Scope = dict[str, Any]
+
+
+def _text(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+async def _read(receive: Any) -> tuple[bytes, list[bool]]:
+    chunks, more_flags = [], []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), more_flags
+        chunks.append(message.get("body", b""))
+        more_flags.append(bool(message.get("more_body", False)))
+        if not message.get("more_body", False):
+            return b"".join(chunks), more_flags
+
+
+def _echo(scope: Scope, body: bytes, more_flags: list[bool]) -> bytes:
+    info = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "raw_path": _text(scope["raw_path"]) if scope.get("raw_path") is not None else None,
+        "query_string": _text(scope["query_string"]),
+        "root_path": scope.get("root_path"),
+        "http_version": scope["http_version"],
+        "scheme": scope["scheme"],
+        "headers": [[_text(n), _text(v)] for n, v in scope["headers"]],
+        "body_len": len(body),
+        "body_sha256": hashlib.sha256(body).hexdigest()[:16],
+        "body": _text(body[:64]),
+        "events": len(more_flags),
+        "extensions": sorted(scope.get("extensions") or {}),
+    }
+    return json.dumps(info).encode()
+
+
+# Responses that break a rule on purpose: (status, headers, body chunks).
+BROKEN: dict[str, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = {
+    "/resp/body": (200, [(b"content-length", b"5")], [b"hello"]),
+    "/resp/stream": (200, [], [b"hel", b"lo"]),
+    "/resp/204-body": (204, [(b"content-length", b"5")], [b"hello"]),
+    "/resp/304-body": (304, [(b"content-length", b"5")], [b"hello"]),
+    "/resp/cl-too-long": (200, [(b"content-length", b"10")], [b"hello"]),
+    "/resp/cl-too-short": (200, [(b"content-length", b"3")], [b"hello"]),
+    "/resp/crlf-value": (200, [(b"x-a", b"a\r\nX-Injected: 1")], [b"hello"]),
+    "/resp/lf-value": (200, [(b"x-a", b"a\nX-Injected: 1")], [b"hello"]),
+    "/resp/nul-value": (200, [(b"x-a", b"a\x00b")], [b"hello"]),
+    "/resp/crlf-name": (200, [(b"x-a\r\nx-injected", b"1")], [b"hello"]),
+    "/resp/space-name": (200, [(b"x a", b"1")], [b"hello"]),
+    "/resp/upper-name": (200, [(b"X-Upper-Case", b"Yes")], [b"hello"]),
+    "/resp/set-cookie": (200, [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")], [b"hello"]),
+    "/resp/connection-close": (200, [(b"connection", b"close")], [b"hello"]),
+}
+
+
+async def app(scope: Scope, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if scope.get("root_path") and path.startswith(scope["root_path"]):
+        path = path[len(scope["root_path"]) :]
+    if path in BROKEN:
+        status, headers, chunks = BROKEN[path]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        for i, chunk in enumerate(chunks):
+            more = i < len(chunks) - 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        return
+    body, more_flags = await _read(receive)
+    data = _echo(scope, body, more_flags)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(data)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
