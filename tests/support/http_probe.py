@@ -507,6 +507,8 @@ case("app-duplicate-set-cookie", G, _get("/resp/set-cookie"), "RFC 9110 §5.3: S
      lambda r: header(r, "set-cookie") == ["a=1", "b=2"])
 case("app-connection-close", G, _get("/resp/connection-close"), "§9.6: app's close honoured: close after",
      lambda r: r.statuses == [200] and r.closed)
+case("app-intenum-status", G, _get("/resp/intenum-status"), "ASGI: status is an int; HTTPStatus is one: 418",
+     lambda r: r.statuses == [418] and r.final[0]["body"] == "hello")
 case("app-stream-http10", G, (b"GET /resp/stream HTTP/1.0\r\n\r\n",), "§6.1: no chunked to 1.0: close-delimited",
      lambda r: r.statuses == [200] and r.closed and r.final[0]["body"] == "hello"
      and not header(r, "transfer-encoding"))
