@@ -373,6 +373,10 @@ case("chunk-size-trailing-space", G, _post("Transfer-Encoding: chunked\r\n", b"3
 case("trailer-content-length", G, _post("Transfer-Encoding: chunked\r\n", b"3\r\nabc\r\n0\r\nContent-Length: 50\r\n\r\n"),
      "RFC 9110 §6.5: a sender MUST NOT send it; ignore it (200, next intact) or 400",
      either(reject(400), lambda r: r.echo() is not None and r.echo()["body"] == "abc" and len(r.final) == 2))  # type: ignore[index]
+case("chunk-ext-huge", G, _post("Transfer-Encoding: chunked\r\n", b"1;" + b"a" * 200_000 + b"\r\nx\r\n0\r\n\r\n"),
+     "§7.1.1: a server ought to limit chunk extensions: a 4xx", lambda r: bool(r.final) and 400 <= r.final[0]["status"] < 500 and r.closed)
+case("trailer-huge", G, _post("Transfer-Encoding: chunked\r\n", b"1\r\nx\r\n0\r\nX-T: " + b"a" * 200_000 + b"\r\n\r\n"),
+     "§7.1.2 / RFC 6585 §5: trailer section bounded like headers: 431 (or 400)", reject(431, 400))
 case("chunked-trailers", G, _post("Transfer-Encoding: chunked\r\n", b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"),
      "§7.1.2: trailers accepted, not merged into the head: 200",
      echo(lambda e: e["body"] == "abc" and all(n.lower() != "x-t" for n, _ in e["headers"])))
