@@ -583,7 +583,40 @@ def markdown(data: dict[str, Any]) -> str:
             cells.append(summarize(result) + ("" if good else " **✗**"))
         lines.append(f"| `{name}` | {case_.rfc} | " + " | ".join(cells) + " |")
     lines += ["", "Departures from the RFC: " + ", ".join(f"{s} {n}" for s, n in fails.items())]
+    lines += ["", "## Notes", "", *NOTES]
     return "\n".join(lines) + "\n"
+
+
+# What the table cannot say by itself: our choices where the RFC allows several answers, and
+# the peers' departures worth knowing about. Rendered under the table.
+NOTES = [
+    "- **Where the RFC allows a choice we take the strict one**: a repeated Content-Length "
+    "with the same value, bare-LF line endings, obs-fold (also inside Transfer-Encoding) and "
+    "framing fields in trailers are refused with 400 and a close. uvicorn does the same; "
+    "hypercorn accepts each of them, which the RFC also allows.",
+    "- `chunk-ext-bws` (`3 ;a=b`): RFC 9110 §5.6.3 says a recipient must strip the bad "
+    "whitespace, but all three servers refuse it with 400, as llhttp and h11 do. Accepting it "
+    "would also accept `3 \\r\\n`, which no grammar allows; we keep the refusal.",
+    "- `non-ascii-target`: all three answer 400 (RFC 9112 §3.2 leaves serving it lenient).",
+    "- `root-path`: krandog and uvicorn put `root_path` in front of `path` and `raw_path` "
+    "(ASGI 2.x: `path` is the full request target); hypercorn leaves `path` as received.",
+    "- uvicorn 0.55 (httptools): CL+TE is refused, but a chunked request with an unsupported "
+    "coding (`gzip, chunked`) is served; `Host` is not checked at all (missing, repeated, "
+    "userinfo); an HTTP/1.2 request gets 400 while HTTP/2.0 and HTTP/0.9 are served; a body "
+    "the app sends with 204/304 goes on the wire and breaks the framing of the next response; "
+    "a CR/LF or NUL in an app header drops the connection with no response; "
+    "`Expect: 100-continue` on HTTP/1.0 gets a 100; chunk extensions and trailers of any size "
+    "are accepted; a 100 KB header is accepted; a streamed response to HTTP/1.0 is sent "
+    "chunked; a bad request pipelined after a good one costs the client the good one's answer.",
+    "- hypercorn 0.18 (h11): CL+TE and `Transfer-Encoding` with `Content-Length` are served "
+    "with the connection kept open (TE wins, §6.1 asks to close after); "
+    "`chunked, identity` gets 501 instead of the required 400; an overflowing chunk size "
+    "gets no answer; `chunk-size-trailing-space` (`3 \\r\\n`) is accepted; `*` is accepted "
+    "for GET; CONNECT reaches the app; HTTP/2.0 and HTTP/0.9 request lines are served; "
+    "`Host` with userinfo is served; a long target gets 431 instead of 414.",
+    "- Found and fixed in krandog by this probe: an `HTTPStatus` (IntEnum) status was a 500 "
+    "unless the same code had been sent before (`app-intenum-status`); see the git log.",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
