@@ -31,6 +31,17 @@ def test_probe_case_meets_the_rfc(probe_server: RunningServer, name: str) -> Non
     assert case.ok(result), f"{case.rfc}: got {http_probe.summarize(result)}: {result.to_json()}"
 
 
+def test_asgi_behaviour_meets_the_spec(probe_server: RunningServer) -> None:
+    """The ASGI table of docs/conformance.md for our server: every check holds."""
+    recorded = http_probe.asgi_checks(probe_server.port)
+    failed = [
+        (where, what, http_probe._asgi_value(recorded, where, what))
+        for where, what, _, ok in http_probe.ASGI_CHECKS
+        if not ok(http_probe._asgi_value(recorded, where, what))
+    ]
+    assert not failed
+
+
 def test_probe_checks_can_fail() -> None:
     """The checks are not vacuous: a smuggled answer, an open connection or a wrong status fail."""
     refused = http_probe.Result(
@@ -42,6 +53,9 @@ def test_probe_checks_can_fail() -> None:
         [*refused.responses, {**refused.responses[0], "status": 200, "body": "/smuggled"}], True
     )
     assert not CASES["cl-and-te"].ok(smuggled)
+    checks = {(where, what): ok for where, what, _, ok in http_probe.ASGI_CHECKS}
+    assert not checks["/asgi/client-gone", "send once the client left"]("nothing raised")
+    assert not checks["ws/disconnect", "disconnect code, reason"]([1006, None])
     assert not CASES["missing-host"].ok(
         http_probe.Result([{**refused.responses[0], "status": 200}], closed=True)
     )

@@ -4,17 +4,21 @@ Plain ASGI 3, no import of ours, so uvicorn and hypercorn serve exactly the same
 it reads the whole body and answers with a JSON echo of the request as the app saw it; paths
 under ``/resp/`` send responses that break a framing rule on purpose (a body on HEAD, 204 or
 304, a wrong Content-Length, CR/LF in a header value, ...) to see what each server puts on the
-wire.
+wire. Paths under ``/asgi/`` and every WebSocket path check ASGI behaviour that is not on the
+wire (what ``receive`` returns after the response, what ``send`` raises once the client is
+gone, scope types); they record into ``RESULTS``, which ``/asgi/results`` returns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from http import HTTPStatus
 from typing import Any
 
 Scope = dict[str, Any]
+RESULTS: dict[str, dict[str, Any]] = {}
 
 
 def _text(value: bytes) -> str:
@@ -78,15 +82,23 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if "state" in scope:
+                    scope["state"]["shared"] = [1]  # each request sees a shallow copy
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    if scope["type"] != "http":
-        return
     path = scope["path"]
     if scope.get("root_path") and path.startswith(scope["root_path"]):
         path = path[len(scope["root_path"]) :]
+    if scope["type"] == "websocket":
+        await _websocket(path, scope, receive, send)
+        return
+    if scope["type"] != "http":
+        return
+    if path.startswith("/asgi/"):
+        await _asgi_check(path, scope, receive, send)
+        return
     if path in BROKEN:
         status, headers, chunks = BROKEN[path]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -107,3 +119,96 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+def _types(scope: Scope) -> dict[str, str]:
+    return {k: type(v).__name__ for k, v in sorted(scope.items())}
+
+
+async def _ok(send: Any, body: bytes = b"ok") -> None:
+    headers = [(b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _raised(awaitable: Any) -> str:
+    try:
+        await awaitable
+    except Exception as exc:
+        return type(exc).__name__ + (" (OSError)" if isinstance(exc, OSError) else "")
+    return "nothing raised"
+
+
+async def _asgi_check(path: str, scope: Scope, receive: Any, send: Any) -> None:
+    if path == "/asgi/results":
+        await _ok(send, json.dumps(RESULTS, sort_keys=True).encode())
+        return
+    record = RESULTS.setdefault(path, {})
+    if path == "/asgi/after-response":
+        await receive()
+        await _ok(send)
+        try:
+            message = await asyncio.wait_for(receive(), 1.0)
+            record["receive after the response"] = message["type"]
+        except asyncio.TimeoutError:
+            record["receive after the response"] = "blocks"
+        body = {"type": "http.response.body", "body": b"more"}
+        record["send after the response"] = await _raised(send(body))
+    elif path == "/asgi/second-receive":
+        await receive()
+        try:
+            message = await asyncio.wait_for(receive(), 0.5)
+            record["second receive, client still there"] = message["type"]
+        except asyncio.TimeoutError:
+            record["second receive, client still there"] = "blocks"
+        await _ok(send)
+    elif path == "/asgi/client-gone":
+        await receive()
+        record["receive once the client left"] = (await receive())["type"]
+        start = {"type": "http.response.start", "status": 200, "headers": []}
+        record["send once the client left"] = await _raised(send(start))
+    elif path == "/asgi/scope":
+        record["types"] = _types(scope)
+        record["asgi"] = scope.get("asgi")
+        record["extensions"] = repr(scope.get("extensions"))
+        state = scope.get("state")
+        record["state"] = repr(state)
+        if state is not None:
+            state["added"] = True  # must not reach the next request's copy
+        await _ok(send)
+    elif path == "/asgi/body-before-start":
+        body = {"type": "http.response.body", "body": b"x"}
+        record["body before start"] = await _raised(send(body))
+        await _ok(send)
+
+
+async def _websocket(path: str, scope: Scope, receive: Any, send: Any) -> None:
+    record = RESULTS.setdefault("ws" + path, {})
+    await receive()  # websocket.connect
+    if path == "/deny":
+        start = {"type": "websocket.http.response.start", "status": 418, "headers": []}
+        await send(start)
+        await send({"type": "websocket.http.response.body", "body": b"no", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b"pe"})
+        return
+    if path == "/close-before-accept":
+        await send({"type": "websocket.close"})
+        return
+    await send({"type": "websocket.accept"})
+    if path == "/scope":
+        record["types"] = _types(scope)
+        record["asgi"] = scope.get("asgi")
+        record["extensions"] = repr(scope.get("extensions"))
+        await send({"type": "websocket.close", "code": 4000, "reason": "bye"})
+    elif path == "/send-none":
+        message = {"type": "websocket.send", "bytes": None, "text": None}
+        record["send with bytes and text None"] = await _raised(send(message))
+        await send({"type": "websocket.close", "code": 4001})
+    elif path == "/disconnect":
+        message = await receive()
+        record["disconnect message"] = sorted(message)
+        record["disconnect code, reason"] = [message.get("code"), message.get("reason")]
+        text = {"type": "websocket.send", "text": "late"}
+        record["send after the disconnect"] = await _raised(send(text))
+        close = {"type": "websocket.close"}
+        record["close after the disconnect"] = await _raised(send(close))

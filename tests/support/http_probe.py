@@ -519,6 +519,131 @@ case("app-stream-http10", G, (b"GET /resp/stream HTTP/1.0\r\n\r\n",), "§6.1: no
 # fmt: on
 
 
+# -- ASGI behaviour (not on the wire) ---------------------------------------------------------
+
+
+def _get_and_wait(port: int, path: str, linger: float) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        time.sleep(linger)  # the app goes on after its response (or waits for the client)
+
+
+def _ws(port: int, path: str) -> Any:
+    """Open a WebSocket to ``path``: the close (code, reason) the server sent, or the
+    status and body of the HTTP response that refused the upgrade."""
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    try:
+        with connect(f"ws://127.0.0.1:{port}{path}", open_timeout=5) as ws:
+            if path == "/disconnect":
+                ws.close(4100, "client bye")
+                time.sleep(0.3)
+                return None
+            try:
+                ws.recv(timeout=5)
+            except ConnectionClosed as exc:
+                return [exc.rcvd.code, exc.rcvd.reason] if exc.rcvd else None
+            return "no close"
+    except InvalidStatus as exc:
+        return [exc.response.status_code, exc.response.body.decode("latin-1")]
+
+
+def asgi_checks(port: int) -> dict[str, Any]:
+    """Drive the ``/asgi/`` and WebSocket paths of the probe app; collect what it recorded."""
+    _get_and_wait(port, "/asgi/after-response", 1.3)
+    _get_and_wait(port, "/asgi/second-receive", 0.8)
+    _get_and_wait(port, "/asgi/client-gone", 0.3)
+    for _ in range(2):  # the second request must not see what the first added to its state
+        _get_and_wait(port, "/asgi/scope", 0.3)
+    _get_and_wait(port, "/asgi/body-before-start", 0.3)
+    wire = {p: _ws(port, p) for p in ("/scope", "/send-none", "/disconnect", "/deny")}
+    wire["/close-before-accept"] = _ws(port, "/close-before-accept")
+    time.sleep(0.3)
+    result = exchange(port, (b"GET /asgi/results HTTP/1.1\r\nHost: x\r\n\r\n",))
+    first = result.first()
+    recorded = json.loads(first["body"]) if first else {}
+    recorded["wire"] = wire
+    return recorded
+
+
+def _scope_types_ok(types: dict[str, str], websocket: bool) -> bool:
+    want = {
+        "http_version": "str",
+        "scheme": "str",
+        "path": "str",
+        "raw_path": "bytes",
+        "query_string": "bytes",
+        "root_path": "str",
+        "headers": "list",
+        "asgi": "dict",
+    }
+    want.update({"subprotocols": "list"} if websocket else {"method": "str"})
+    return all(types.get(k) == v for k, v in want.items()) and types.get("client") in (
+        "tuple",
+        "list",
+    )
+
+
+# (where it was recorded, what, ASGI 2.5 says, check)
+# fmt: off
+ASGI_CHECKS: list[tuple[str, str, str, Callable[[Any], bool]]] = [
+    ("/asgi/scope", "types", "http scope key types (str/bytes/list/tuple)", lambda v: _scope_types_ok(v, False)),
+    ("/asgi/scope", "asgi", "asgi.version 3.0 and a spec_version", lambda v: v.get("version") == "3.0" and "spec_version" in v),
+    ("/asgi/scope", "state", "lifespan state: a shallow copy per request", lambda v: "shared" in v and "added" not in v),
+    ("/asgi/after-response", "receive after the response", "http.disconnect at once", lambda v: v == "http.disconnect"),
+    ("/asgi/after-response", "send after the response", "ignored (no exception)", lambda v: v == "nothing raised"),
+    ("/asgi/second-receive", "second receive, client still there", "blocks until the client leaves", lambda v: v == "blocks"),
+    ("/asgi/client-gone", "receive once the client left", "http.disconnect", lambda v: v == "http.disconnect"),
+    ("/asgi/client-gone", "send once the client left", "2.4: raises an OSError subclass", lambda v: "(OSError)" in v),
+    ("/asgi/body-before-start", "body before start", "an error (body needs a start first)", lambda v: v != "nothing raised"),
+    ("ws/scope", "types", "websocket scope key types", lambda v: _scope_types_ok(v, True)),
+    ("ws/scope", "extensions", "advertises websocket.http.response if it supports it", lambda v: "websocket.http.response" in v),
+    ("ws/send-none", "send with bytes and text None", "an error (exactly one must be set)", lambda v: v != "nothing raised"),
+    ("ws/disconnect", "disconnect code, reason", "2.5: the client's code and reason", lambda v: v == [4100, "client bye"]),
+    ("ws/disconnect", "send after the disconnect", "2.4: raises an OSError subclass", lambda v: "(OSError)" in v),
+    ("ws/disconnect", "close after the disconnect", "2.4: should raise; tolerating it is lenient", lambda v: True),
+    ("wire", "/scope", "close with the app's code and reason", lambda v: v == [4000, "bye"]),
+    ("wire", "/deny", "denial response: the app's status and body", lambda v: v == [418, "nope"]),
+    ("wire", "/close-before-accept", "close before accept: HTTP 403", lambda v: isinstance(v, list) and v[0] == 403),
+]
+# fmt: on
+
+
+def _asgi_value(recorded: dict[str, Any], where: str, what: str) -> Any:
+    return recorded.get(where, {}).get(what, "(not recorded)")
+
+
+def asgi_markdown(data: dict[str, Any]) -> list[str]:
+    servers = data["servers"]
+    lines = [
+        "",
+        "## ASGI behaviour",
+        "",
+        "What the app sees (recorded by `tests/apps/probe_echo.py` under `/asgi/` and on its "
+        "WebSocket paths, driven by `asgi_checks`), against the HTTP & WebSocket ASGI message "
+        "format, version 2.5. Values are shortened; **✗** marks a departure from the spec.",
+        "",
+        "| check | ASGI says | " + " | ".join(servers) + " |",
+        "|---|---|" + "---|" * len(servers),
+    ]
+    for where, what, spec, ok in ASGI_CHECKS:
+        cells = []
+        for s in servers:
+            value = _asgi_value(data["asgi"][s], where, what)
+            text = value if isinstance(value, str) else json.dumps(value)
+            if isinstance(value, dict):
+                text = "as required" if ok(value) else "see JSON"
+            good = ok(value) if value != "(not recorded)" else False
+            cells.append(text.replace("|", "\\|")[:60] + ("" if good else " **✗**"))
+        if where == "wire":
+            label = f"ws `{what}` on the wire"
+        else:
+            label = ("ws: " if where.startswith("ws/") else "http: ") + what
+        lines.append(f"| {label} | {spec} | " + " | ".join(cells) + " |")
+    return lines
+
+
 # -- running and reporting --------------------------------------------------------------------
 
 
@@ -526,12 +651,15 @@ def run(servers: list[str], names: list[str] | None) -> dict[str, Any]:
     cases = [c for c in CASES if names is None or c.name in names]
     results: dict[str, dict[str, Any]] = {c.name: {} for c in cases}
     versions = {}
+    asgi: dict[str, Any] = {}
     for server in servers:
         versions[server] = _version(server)
         with running(server) as port:
             for c in cases:
                 results[c.name][server] = exchange(port, c.parts, c.head_only).to_json()
-    return {"servers": servers, "versions": versions, "results": results}
+            if names is None:
+                asgi[server] = asgi_checks(port)
+    return {"servers": servers, "versions": versions, "results": results, "asgi": asgi}
 
 
 def _version(server: str) -> str:
@@ -583,6 +711,8 @@ def markdown(data: dict[str, Any]) -> str:
             cells.append(summarize(result) + ("" if good else " **✗**"))
         lines.append(f"| `{name}` | {case_.rfc} | " + " | ".join(cells) + " |")
     lines += ["", "Departures from the RFC: " + ", ".join(f"{s} {n}" for s, n in fails.items())]
+    if data.get("asgi"):
+        lines += asgi_markdown(data)
     lines += ["", "## Notes", "", *NOTES]
     return "\n".join(lines) + "\n"
 
@@ -614,8 +744,16 @@ NOTES = [
     "gets no answer; `chunk-size-trailing-space` (`3 \\r\\n`) is accepted; `*` is accepted "
     "for GET; CONNECT reaches the app; HTTP/2.0 and HTTP/0.9 request lines are served; "
     "`Host` with userinfo is served; a long target gets 431 instead of 414.",
+    "- ASGI: uvicorn and hypercorn raise when the app sends after its response is complete "
+    "(the spec says such messages are ignored) and do not raise when an HTTP app sends after "
+    "the client left (spec 2.4: an OSError subclass). uvicorn accepts `websocket.send` with "
+    "neither `bytes` nor `text`; hypercorn reports a client's close as 1006 with no reason. "
+    "None of the three raises for `websocket.close` after `websocket.disconnect`: we keep that "
+    "lenient on purpose, as frameworks (Channels, Starlette) close in their cleanup paths.",
     "- Found and fixed in krandog by this probe: an `HTTPStatus` (IntEnum) status was a 500 "
-    "unless the same code had been sent before (`app-intenum-status`); see the git log.",
+    "unless the same code had been sent before (`app-intenum-status`); a `websocket.close` "
+    "reason over 123 bytes failed the close into a 1011 (now cut on a character boundary, as "
+    "hypercorn does); see the git log.",
 ]
 
 
