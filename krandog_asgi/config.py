@@ -23,9 +23,11 @@ from krandog_asgi.flags import (
     Flag,
     KiB,
     MiB,
+    auto_count,
     boolean,
     header,
     option,
+    optional_count,
     optional_seconds,
     optional_size,
     positive_int,
@@ -205,10 +207,49 @@ class Config:
         100, "most request header fields, else 431", group="HTTP", parse=int
     )
     limit_request_body: int | None = option(
-        None,
-        "largest request body, else 413; none or off: no limit",
+        100 * MiB,
+        "largest request body, else 413 (before reading it when Content-Length says so); "
+        "none or off: no limit",
         group="HTTP",
         parse=optional_size,
+        shown_default="100MiB",
+    )
+    timeout_request_body: float | None = option(
+        30.0,
+        "deadline for a request body, from the end of its head (408, or a close once the "
+        "response began), extended by --limit-request-body-rate; 0 or none: no deadline",
+        group="HTTP",
+        parse=optional_seconds,
+    )
+    limit_request_body_rate: int = option(
+        1 * KiB,
+        "each this many body bytes received extend --timeout-request-body by one second "
+        "(a minimum rate after the deadline's grace); 0: a fixed deadline",
+        group="HTTP",
+        parse=size,
+        metavar="BYTES_PER_S",
+    )
+    timeout_write_stall: float | None = option(
+        30.0,
+        "close an HTTP or WebSocket connection whose client takes none of our bytes for this "
+        "long while our writes wait for it; 0 or none: never",
+        group="HTTP",
+        parse=optional_seconds,
+    )
+    limit_max_connections: int | None = option(
+        None,
+        "most open connections (HTTP and WebSocket) per process: beyond it the oldest idle "
+        "keep-alive connection is closed, else the new one is; 0 or none: no limit",
+        group="HTTP",
+        parse=auto_count,
+        shown_default="auto: 90% of the open-file limit (ulimit -n)",
+    )
+    limit_connections_per_ip: int | None = option(
+        None,
+        "most open connections from one client IP (the peer address, not X-Forwarded-For); "
+        "beyond it new ones are closed; 0 or none: no limit",
+        group="HTTP",
+        parse=optional_count,
         shown_default="unlimited",
     )
     # -- WebSocket

@@ -21,11 +21,13 @@ __all__ = [
     "Flag",
     "KiB",
     "MiB",
+    "auto_count",
     "boolean",
     "field_default",
     "flag_fields",
     "header",
     "option",
+    "optional_count",
     "optional_seconds",
     "optional_size",
     "parse_size",
@@ -207,6 +209,34 @@ def optional_seconds(value: str) -> float | None:
     if value.strip().lower() in ("", "0", "none", "off", "false"):
         return None
     return seconds(value)
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def optional_count(value: str) -> int | None:
+    """A count, or ``0``/``none``/``off`` (or nothing) for no limit."""
+    if value.strip().lower() in ("", "none", "off"):
+        return None
+    return _count(value) or None
+
+
+def auto_count(value: str) -> int | None:
+    """``auto`` (None: the server works it out), ``0``/``none``/``off`` (0: no limit), or a
+    count."""
+    lowered = value.strip().lower()
+    if lowered == "auto":
+        return None
+    if lowered in ("", "none", "off"):
+        return 0
+    return _count(value)
 
 
 def boolean(value: str) -> bool:

@@ -69,6 +69,7 @@ class Phase(enum.Enum):
     RESPONSE = "response"  # a denial response is under way (its start was sent, not its end)
     CLOSED = "closed"  # accepted, then the app sent websocket.close
     REJECTED = "rejected"  # an HTTP response went instead of the upgrade (403, 4xx, 500, denial)
+    ABANDONED = "abandoned"  # the app chose a subprotocol no client could take: closed unanswered
 
 
 HANDSHAKE = Phase.HANDSHAKE
@@ -76,6 +77,8 @@ CONNECTED = Phase.CONNECTED
 RESPONSE = Phase.RESPONSE
 CLOSED = Phase.CLOSED
 REJECTED = Phase.REJECTED
+ABANDONED = Phase.ABANDONED
+UNANSWERABLE = (REJECTED, ABANDONED)  # no upgrade will happen on this connection
 
 
 def close_reason(reason: str) -> str:
@@ -108,6 +111,7 @@ class WebSocketProtocol(WebSocketIO):
         "client",
         "config",
         "connect_delivered",
+        "counted_ip",
         "denial",
         "handshake",
         "handshake_waiter",
@@ -133,12 +137,14 @@ class WebSocketProtocol(WebSocketIO):
             ping_interval=config.ws_ping_interval,
             ping_timeout=config.ws_ping_timeout,
             close_timeout=config.ws_close_timeout,
+            write_stall_timeout=config.timeout_write_stall or 0.0,
         )
         self.state = state
         self.config = config
         self.scope = scope
         self.transport = transport
         self.client = client
+        self.counted_ip: str | None = None  # handed over by HTTPProtocol: released by us
         self.handshake: ServerHandshake | None = None
         self.pending = b""
         self.phase = HANDSHAKE
@@ -186,6 +192,8 @@ class WebSocketProtocol(WebSocketIO):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
+        self.state.admission.release(self.counted_ip)
+        self.counted_ip = None
         WebSocketIO.connection_lost(self, exc)
         self.handshake_done()
 
@@ -207,7 +215,7 @@ class WebSocketProtocol(WebSocketIO):
         if self.conn is not None:
             if not self.conn.closing.close_sent:
                 self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
-        elif self.phase is REJECTED or self.handshake is None:
+        elif self.phase in UNANSWERABLE or self.handshake is None:
             self.transport.close()
 
     def is_idle(self) -> bool:
@@ -244,7 +252,7 @@ class WebSocketProtocol(WebSocketIO):
                 # The app is gone: 1011 after a crash, a normal close otherwise.
                 code = CloseCode.INTERNAL_ERROR if error else CloseCode.NORMAL_CLOSURE
                 self.start_close(code)
-        elif self.phase is not REJECTED:
+        elif self.phase not in UNANSWERABLE:
             # Not answered, or a denial response the app started but never finished.
             if not error:
                 logger.error("ASGI callable returned without accepting or closing the WebSocket.")
@@ -257,7 +265,7 @@ class WebSocketProtocol(WebSocketIO):
         if self.conn is None:
             # Not accepted yet (another task of the app is deciding): wait for the accept or
             # for the end of the connection.
-            if not self.closed and self.phase is not REJECTED:
+            if not self.closed and self.phase not in UNANSWERABLE:
                 if self.handshake_waiter is None:
                     self.handshake_waiter = self.loop.create_future()
                 await self.handshake_waiter
@@ -301,6 +309,10 @@ class WebSocketProtocol(WebSocketIO):
                     raise ClientDisconnected("The WebSocket connection is closed")
             return
         phase = self.phase
+        if phase is ABANDONED:
+            raise ClientDisconnected(
+                "The WebSocket handshake was abandoned: the connection is closed"
+            )
         if kind == "websocket.accept" and phase is HANDSHAKE:
             self.accept(message)
         elif kind == "websocket.close" and phase is HANDSHAKE:
@@ -332,6 +344,12 @@ class WebSocketProtocol(WebSocketIO):
         assert handshake is not None
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in handshake.subprotocols:
+            # RFC 6455 §4.2.2: the choice MUST be one the client offered. No client can take
+            # such an upgrade, so the handshake ends without an answer, as in daphne and
+            # hypercorn (and Falcon's server tests), and the app hears why.
+            self.phase = ABANDONED
+            self.handshake_done()
+            self.close_transport()
             raise RuntimeError(
                 f"Subprotocol {subprotocol!r} was not offered by the client "
                 f"(offered: {handshake.subprotocols})"

@@ -298,7 +298,11 @@ def test_return_without_answering_is_500_and_logged(caplog: pytest.LogCaptureFix
     assert "returned without accepting or closing" in caplog.text
 
 
-def test_subprotocol_the_client_did_not_offer_is_an_app_error() -> None:
+def test_subprotocol_the_client_did_not_offer_abandons_the_handshake() -> None:
+    """RFC 6455 §4.2.2: no client can take an upgrade to a subprotocol it did not offer. The
+    app hears why (an error of the message, not of its timing), the connection closes without
+    an answer (as daphne and hypercorn do it, and Falcon's server tests expect), and whatever
+    the app sends afterwards meets a closed connection."""
     errors: list[BaseException] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -307,19 +311,25 @@ def test_subprotocol_the_client_did_not_offer_is_an_app_error() -> None:
             await send({"type": "websocket.accept", "subprotocol": "other"})
         except RuntimeError as exc:
             errors.append(exc)
-            raise
+        try:
+            await send({"type": "websocket.close", "code": 1011})  # as Falcon's cleanup does
+        except OSError as exc:
+            errors.append(exc)
+        raise errors[0]
 
     async def main() -> None:
         protocol, transport = open_protocol(
             app, headers=[*KEY_HEADERS, (b"sec-websocket-protocol", b"chat")]
         )
         await settle()
-        assert protocol.phase is Phase.REJECTED
-        assert transport.data.startswith(b"HTTP/1.1 500 ")
+        assert protocol.phase is Phase.ABANDONED
+        assert transport.data == b""
+        assert transport.closing
 
     run(main())
     assert "was not offered by the client" in str(errors[0])
     assert not isinstance(errors[0], UnexpectedMessage)  # the message is wrong, not its timing
+    assert isinstance(errors[1], ClientDisconnected)
 
 
 def test_accept_headers_owned_by_the_handshake_are_refused() -> None:

@@ -83,6 +83,8 @@ class Connection(Protocol):
 
     def on_cycle_done(self, cycle: RequestCycle) -> None: ...
 
+    def start_body_deadline(self, cycle: RequestCycle) -> None: ...
+
 
 class RequestCycle(ResponseWriter):
     """One request and its response: the ASGI ``receive``/``send`` pair for an ``http`` scope."""
@@ -111,7 +113,7 @@ class RequestCycle(ResponseWriter):
         self.expect_continue = expect_continue
         self.body: list[bytes] = []
         self.body_size = 0  # buffered, for flow control
-        self.received = 0  # in total, for --limit-request-body
+        self.received = 0  # in total, for --limit-request-body and the body deadline
         self.request_state = _BODY
         self.response_state = _START
         self.waiter: asyncio.Future[None] | None = None
@@ -204,11 +206,10 @@ class RequestCycle(ResponseWriter):
     # -- request body (parser side) ---------------------------------------------------------
 
     def on_body(self, chunk: bytes) -> None:
+        self.received += len(chunk)
         limit = self.protocol.config.limit_request_body
-        if limit is not None:
-            self.received += len(chunk)
-            if self.received > limit:
-                raise RequestError(413, "Request body too large.")
+        if limit is not None and self.received > limit:
+            raise RequestError(413, "Request body too large.")
         if self.response_state is _DONE or self.request_state is _DISCONNECTED:
             return  # nobody will read it; keep parsing to reach the next request
         self.body.append(chunk)
@@ -239,6 +240,7 @@ class RequestCycle(ResponseWriter):
         if self.expect_continue and self.request_state is _BODY and self.response_state is _START:
             self.expect_continue = False
             self.transport.write(CONTINUE)
+            self.protocol.start_body_deadline(self)  # the client may send it from now on
         while self.request_state is not _DISCONNECTED and self.response_state is not _DONE:
             if self.body or self.request_state is _COMPLETE:
                 return self.take_body()
