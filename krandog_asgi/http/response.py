@@ -210,6 +210,8 @@ class ResponseWriter:
                         content_length is not None and int(value) != content_length
                     ):
                         raise ValueError(f"Invalid content-length header {value!r}")
+                    if content_length is not None:
+                        continue  # the same length again: one field on the wire (§8.6)
                     content_length = int(value)
                 elif kind == _CONNECTION:
                     if b"close" in value.lower():

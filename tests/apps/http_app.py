@@ -218,6 +218,7 @@ async def h_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
         "ok-set-cookie": [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")],
         "ok-upper": [(b"X-Upper", b"v")],
         "ok-tuple-list": [[b"x-list", b"v"]],
+        "ok-cl-twice": [(b"content-length", b"2"), (b"Content-Length", b"02")],
     }
     headers = bad[kind]
     body = b"ok"
