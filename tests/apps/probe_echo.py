@@ -72,6 +72,7 @@ BROKEN: dict[str, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = {
     "/resp/upper-name": (200, [(b"X-Upper-Case", b"Yes")], [b"hello"]),
     "/resp/set-cookie": (200, [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")], [b"hello"]),
     "/resp/connection-close": (200, [(b"connection", b"close")], [b"hello"]),
+    "/resp/cl-twice": (200, [(b"content-length", b"5"), (b"content-length", b"5")], [b"hello"]),
     # ASGI: status is an int; an IntEnum such as HTTPStatus is one.
     "/resp/intenum-status": (HTTPStatus.IM_A_TEAPOT, [(b"content-length", b"5")], [b"hello"]),
 }

@@ -417,6 +417,14 @@ case("invalid-method-char", G, (b"G@T /echo HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGG
 case("unknown-method", G, (b"FOO /echo HTTP/1.1\r\nHost: x\r\n\r\n",),
      "RFC 9110 §9.1: valid token; 501 if not implemented (or pass to app)",
      lambda r: bool(r.final) and r.final[0]["status"] in (200, 405, 501))
+case("whitespace-after-start-line", G, (b"GET /echo HTTP/1.1\r\n Host: x\r\nHost: x\r\n\r\n" + SMUGGLED,),
+     "§2.2: reject, or ignore the whitespace-preceded line", either(reject(400), echo(lambda e: len([h for h in e["headers"] if h[0].lower() == "host"]) == 1)))
+case("double-space-request-line", G, (b"GET  /echo HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED,),
+     "§3: single SP separators; SHOULD 400 (or parse on whitespace)", either(reject(400), echo(lambda e: True)))
+case("trailing-space-request-line", G, (b"GET /echo HTTP/1.1 \r\nHost: x\r\n\r\n" + SMUGGLED,),
+     "§3: invalid request-line: 400", either(reject(400, 505), echo(lambda e: True)))
+case("body-on-get-without-length", G, (b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\nabc",),
+     "§6.3 item 7: no length, no body: 'abc' is the next request (400)", lambda r: r.statuses == [200, 400] and r.closed)
 case("http09-simple", G, (b"GET /echo\r\n\r\n",), "§2.3: no HTTP/0.9 support required: 400 (or 505)",
      lambda r: bool(r.final) and r.final[0]["status"] in (400, 505) and r.closed)
 case("http09-version", G, _get(version="0.9"), "RFC 9110 §15.6.6: 505", reject(505, 400))
@@ -511,6 +519,8 @@ case("app-duplicate-set-cookie", G, _get("/resp/set-cookie"), "RFC 9110 §5.3: S
      lambda r: header(r, "set-cookie") == ["a=1", "b=2"])
 case("app-connection-close", G, _get("/resp/connection-close"), "§9.6: app's close honoured: close after",
      lambda r: r.statuses == [200] and r.closed)
+case("app-cl-twice-same", G, _get("/resp/cl-twice"), "RFC 9110 §8.6: one Content-Length on the wire (clients may refuse two)",
+     lambda r: r.statuses == [200] and len(header(r, "content-length")) == 1 and r.final[0]["body"] == "hello")
 case("app-intenum-status", G, _get("/resp/intenum-status"), "ASGI: status is an int; HTTPStatus is one: 418",
      lambda r: r.statuses == [418] and r.final[0]["body"] == "hello")
 case("app-stream-http10", G, (b"GET /resp/stream HTTP/1.0\r\n\r\n",), "§6.1: no chunked to 1.0: close-delimited",
