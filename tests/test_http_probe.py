@@ -24,7 +24,13 @@ def probe_server() -> Iterator[RunningServer]:
         server.stop()
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=c.known)) if c.known else n
+        for n, c in CASES.items()
+    ],
+)
 def test_probe_case_meets_the_rfc(probe_server: RunningServer, name: str) -> None:
     case = CASES[name]
     result = http_probe.exchange(probe_server.port, case.parts, case.head_only)
