@@ -524,6 +524,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         method = cycle.scope["method"].encode("ascii")
         parser.feed_data(b"%s / HTTP/1.1\r\n%s\r\n%s\r\n" % (method, framing, close))
         self.parser = parser
+        self.start_body_deadline(cycle)  # the body is due now, even if no byte of it came yet
 
     def switch_to_websocket(self) -> None:
         from krandog_asgi.ws_protocol import WebSocketProtocol
