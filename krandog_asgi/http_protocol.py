@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn, cast
 
 import httptools
 
-from krandog_asgi.http.cycle import RequestCycle, ResponseState
+from krandog_asgi.http.cycle import RequestCycle, RequestState, ResponseState
 from krandog_asgi.http.request_head import (
     RequestError,
     check_head_size,
@@ -492,7 +492,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         """The parser stopped at an upgrade; ``rest`` is everything after the request head."""
         if self.upgrade is None:
             # Not a WebSocket upgrade (h2c, or --ws none): served as plain HTTP above; go on
-            # parsing what follows.
+            # parsing what follows, the request's own body first.
+            cycle = self.pipeline[-1] if self.pipeline else self.cycle
+            if cycle is not None and cycle.request_state is RequestState.COMPLETE:
+                framing = _body_framing(cycle.scope["headers"])
+                if framing:
+                    self.frame_ignored_upgrade_body(cycle, framing)
             if rest:
                 self.data_received(rest)
             return
@@ -502,6 +507,26 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.switch_to_websocket()
         else:
             self.pause_reading()  # switched once the response in flight is done
+
+    def frame_ignored_upgrade_body(self, cycle: RequestCycle, framing: bytes) -> None:
+        """Parse the body of a request whose Upgrade we ignored (RFC 9110 §7.8 allows it).
+
+        llhttp skips such a body: it ended the message at the head and would treat the rest
+        as the new protocol. A fresh parser is primed with a head holding only the body's
+        framing, so the body goes through the usual callbacks (limits, deadlines, chunking)
+        and the requests after it are parsed as ever. ``cycle`` has not run yet (all of this
+        happens in the read that completed its head), so reopening its body is safe.
+        """
+        cycle.request_state = RequestState.BODY
+        self.parsing = cycle
+        self.reading_head = False
+        parser = httptools.HttpRequestParser(_PrimedCallbacks(self))
+        parser.set_dangerous_leniencies(lenient_version=True, lenient_data_after_close=True)
+        close = b"" if cycle.keep_alive else b"connection: close\r\n"
+        method = cycle.scope["method"].encode("ascii")
+        parser.feed_data(b"%s / HTTP/1.1\r\n%s\r\n%s\r\n" % (method, framing, close))
+        self.parser = parser
+        self.start_body_deadline(cycle)  # the body is due now, even if no byte of it came yet
 
     def switch_to_websocket(self) -> None:
         from krandog_asgi.ws_protocol import WebSocketProtocol
@@ -615,3 +640,40 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.idle[self] = None
         if self.read_paused:
             self.resume_reading()
+
+
+def _body_framing(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The framing field of a request's body (already validated), or b"" when it has none."""
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            return b"transfer-encoding: chunked"  # the only coding the head rules let through
+        if name == b"content-length" and value.strip(b"0"):
+            return b"content-length: " + value
+    return b""
+
+
+class _PrimedCallbacks:
+    """Parser callbacks for ``HTTPProtocol.frame_ignored_upgrade_body``: the priming head is
+    not a request, so its callbacks are dropped; everything after it goes to the connection."""
+
+    __slots__ = ("conn", "on_body", "on_message_complete", "priming")
+
+    def __init__(self, conn: HTTPProtocol) -> None:
+        self.conn = conn
+        self.priming = True
+        self.on_body = conn.on_body
+        self.on_message_complete = conn.on_message_complete
+
+    def on_url(self, url: bytes) -> None:
+        if not self.priming:
+            self.conn.on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.priming:
+            self.conn.on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self.priming:
+            self.priming = False
+        else:
+            self.conn.on_headers_complete()

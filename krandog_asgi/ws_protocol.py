@@ -29,7 +29,7 @@ from krandog_asgi.http.response import (
 from krandog_asgi.transport.websocket_io import END, WebSocketIO
 from krandog_asgi.websocket.connection import Connection, Side
 from krandog_asgi.websocket.deflate import negotiate_server
-from krandog_asgi.websocket.frames import OP_BINARY, OP_TEXT, CloseCode
+from krandog_asgi.websocket.frames import MAX_CLOSE_REASON, OP_BINARY, OP_TEXT, CloseCode
 from krandog_asgi.websocket.handshake import (
     HandshakeError,
     ServerHandshake,
@@ -87,6 +87,15 @@ CLOSED = Phase.CLOSED
 REJECTED = Phase.REJECTED
 ABANDONED = Phase.ABANDONED
 UNANSWERABLE = (REJECTED, ABANDONED)  # no upgrade will happen on this connection
+
+
+def close_reason(reason: str) -> str:
+    """ASGI lets a close reason be any string; RFC 6455 §5.5 leaves room for 123 bytes of it.
+    A longer one is cut on a character boundary instead of failing the app's close."""
+    raw = reason.encode("utf-8")
+    if len(raw) <= MAX_CLOSE_REASON:
+        return reason
+    return raw[:MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
 
 def accept_fields(message: Message, offered: list[str]) -> tuple[str | None, bytes]:
@@ -364,7 +373,8 @@ class WebSocketProtocol(WebSocketIO):
             self.phase = CLOSED
             if not self.closed:
                 self.start_close(
-                    message.get("code", CloseCode.NORMAL_CLOSURE), message.get("reason") or ""
+                    message.get("code", CloseCode.NORMAL_CLOSURE),
+                    close_reason(message.get("reason") or ""),
                 )
         elif kind == "websocket.http.response.start" and phase is HANDSHAKE:
             self.denial_start(message)

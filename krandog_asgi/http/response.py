@@ -53,8 +53,15 @@ FINAL_STATUS_LINES: dict[int, bytes] = {}
 
 
 def final_status_line(status: object) -> bytes:
-    """The status line for an app's final response; 1xx, 101 and non-codes are refused."""
-    if type(status) is not int or not 200 <= status <= 599:
+    """The status line for an app's final response; 1xx, 101 and non-codes are refused.
+
+    An ``int`` subclass such as ``HTTPStatus`` is an int to ASGI; ``bool`` is not a code.
+    """
+    if type(status) is not int:
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise ValueError(f"Invalid HTTP status code {status!r} for a response")
+        status = int(status)
+    if not 200 <= status <= 599:
         raise ValueError(f"Invalid HTTP status code {status!r} for a response")
     line = FINAL_STATUS_LINES[status] = status_line(status)
     return line
@@ -181,7 +188,12 @@ class ResponseWriter:
         """Render ``message``'s head into ``pending_head``; ``body_unread``: the request body
         may still follow (we never answered its ``Expect: 100-continue``)."""
         status = message["status"]
-        parts = [FINAL_STATUS_LINES.get(status) or final_status_line(status), defaults]
+        # Only an exact int may hit the cache: 200.0 and True hash like 200 and 1.
+        line = FINAL_STATUS_LINES.get(status) if type(status) is int else None
+        if line is None:
+            line = final_status_line(status)
+            status = int(status)  # an IntEnum member: logged and compared as a plain code
+        parts = [line, defaults]
         content_length: int | None = None
         keep_alive = self.keep_alive
         replace_defaults = False
@@ -198,6 +210,8 @@ class ResponseWriter:
                         content_length is not None and int(value) != content_length
                     ):
                         raise ValueError(f"Invalid content-length header {value!r}")
+                    if content_length is not None:
+                        continue  # the same length again: one field on the wire (§8.6)
                     content_length = int(value)
                 elif kind == _CONNECTION:
                     if b"close" in value.lower():

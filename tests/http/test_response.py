@@ -184,7 +184,8 @@ def test_invalid_content_length_is_refused(value: bytes) -> None:
 
 def test_repeated_content_length_must_agree() -> None:
     _, writes = respond(200, [CL5, CL5], [(b"hello", False)])
-    assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\nhello"]
+    # RFC 9110 §8.6: sent once; two fields (even equal) make strict clients refuse the response
+    assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"]
     with pytest.raises(ValueError, match="Invalid content-length"):
         respond(200, [CL5, (b"content-length", b"6")], [])
 
