@@ -58,10 +58,13 @@ IDLE_CONNS = 5000
 @dataclass(frozen=True)
 class ServerSpec:
     name: str
-    kinds: tuple[str, ...]
+    kinds: tuple[str, ...]  # families ("http", "ws"), and "-workload" for one left out
     probe: str
     command: str
     optional: bool
+
+    def runs(self, workload: str) -> bool:
+        return WORKLOADS[workload].family in self.kinds and f"-{workload}" not in self.kinds
 
 
 def load_servers(path: str) -> list[ServerSpec]:

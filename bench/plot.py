@@ -65,7 +65,7 @@ def chart(rows: list[dict], family: str, baseline: str, title: str, path: str) -
             )
     ax.axhline(1.0, color="#444444", linewidth=0.8, linestyle="--")
     ax.set_xticks(range(len(workloads)))
-    ax.set_xticklabels(workloads)
+    ax.set_xticklabels([w if w != "ws-idle" else "ws-idle\n(less memory)" for w in workloads])
     ax.set_ylabel(f"x {baseline} (median of per-round ratios)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncol=len(servers), loc="upper left", frameon=False)
@@ -96,7 +96,7 @@ def main() -> None:
         stamp += f" — {meta['note']}"
     os.makedirs(args.out, exist_ok=True)
     for family, name in (("http", "HTTP"), ("ws", "WebSocket")):
-        title = f"{name}: throughput relative to {args.baseline} ({stamp})"
+        title = f"{name}: each server relative to {args.baseline} (higher is better)\n{stamp}"
         chart(rows, family, args.baseline, title, os.path.join(args.out, f"bench-{family}.png"))
 
 

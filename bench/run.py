@@ -106,6 +106,17 @@ def _meta(args: argparse.Namespace, servers: list[measure.ServerSpec]) -> dict[s
     }
 
 
+def _write_meta(path: str, meta: dict[str, object]) -> None:
+    """meta.json: the first invocation's fields; later ones into the same folder are listed."""
+    if os.path.exists(path):
+        with open(path) as f:
+            first = json.load(f)
+        first.setdefault("more", []).append(meta)
+        meta = first
+    with open(path, "w") as f:
+        json.dump(meta, f, indent=1)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
     workloads = args.workloads.split(",") if args.workloads else list(measure.WORKLOADS)
@@ -122,14 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     label = args.label or time.strftime("%Y%m%d-%H%M%S")
     folder = os.path.join(HERE, "results", label)
     os.makedirs(os.path.join(folder, "logs"), exist_ok=True)
-    with open(os.path.join(folder, "meta.json"), "w") as f:
-        json.dump(_meta(args, servers), f, indent=1)
+    _write_meta(os.path.join(folder, "meta.json"), _meta(args, servers))
     plan = [
-        (rnd, w, s)
-        for rnd in range(args.rounds)
-        for w in workloads
-        for s in servers
-        if measure.WORKLOADS[w].family in s.kinds
+        (rnd, w, s) for rnd in range(args.rounds) for w in workloads for s in servers if s.runs(w)
     ]
     print(f"# {len(plan)} runs -> {folder}/results.jsonl", file=sys.stderr, flush=True)
     start, records = time.monotonic(), []
