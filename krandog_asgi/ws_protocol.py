@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from krandog_asgi.asgi_types import UnexpectedMessage
 from krandog_asgi.http.response import (
@@ -26,7 +26,7 @@ from krandog_asgi.http.response import (
 from krandog_asgi.transport.websocket_io import END, WebSocketIO
 from krandog_asgi.websocket.connection import Connection, Side
 from krandog_asgi.websocket.deflate import negotiate_server
-from krandog_asgi.websocket.frames import OP_BINARY, OP_TEXT, CloseCode
+from krandog_asgi.websocket.frames import OP_BINARY, OP_TEXT, CloseCode, build_frame
 from krandog_asgi.websocket.handshake import (
     HandshakeError,
     ServerHandshake,
@@ -57,6 +57,21 @@ _RESERVED = frozenset(
     }
 )
 _CONNECT = {"type": "websocket.connect"}
+# The frame of the last small message sent without compression, by the object it came from: a
+# broadcast sends one ``str`` (or ``bytes``) to every connection, which then costs one encode
+# and one frame for all. Held by identity, so only immutable types; small, so little memory.
+SHARED_FRAME_MAX = 4096
+
+
+class _SharedFrame:
+    __slots__ = ("frame", "source")
+
+    def __init__(self) -> None:
+        self.source: object = None
+        self.frame = b""
+
+
+_shared = _SharedFrame()
 # The messages that answer the upgrade request.
 _ANSWERS = ("websocket.accept", "websocket.close", "websocket.http.response.start")
 
@@ -280,12 +295,12 @@ class WebSocketProtocol(WebSocketIO):
                 if message.get("bytes") is not None:
                     # ASGI: "Exactly one of bytes or text must be non-None."
                     raise ValueError("'websocket.send' with both 'text' and 'bytes'")
-                conn.send_message(OP_TEXT, text.encode("utf-8"))
+                self.send_data(conn, OP_TEXT, text)
             else:
                 data = message.get("bytes")
                 if data is None:
                     raise ValueError("'websocket.send' needs 'text' or 'bytes'")
-                conn.send_message(OP_BINARY, data)
+                self.send_data(conn, OP_BINARY, data)
             if self.write_paused:
                 await self.drain()
                 if self.closed:
@@ -310,6 +325,31 @@ class WebSocketProtocol(WebSocketIO):
             self.denial_body(message)
         else:
             raise unexpected(kind, phase)
+
+    @staticmethod
+    def send_data(conn: Connection, opcode: int, data: Any) -> None:
+        """One data message (``str`` for text; bytes-like for binary, as the app gave it); the
+        frame is shared with the previous send when it was the same small immutable object (a
+        broadcast) and nothing is compressed."""
+        if conn.deflate is None and len(data) < SHARED_FRAME_MAX:
+            shared = _shared
+            if shared.source is data:
+                conn.send_frame(shared.frame)
+                return
+            if type(data) is str:
+                frame = build_frame(opcode, data.encode("utf-8"))
+            elif type(data) is bytes:
+                frame = build_frame(opcode, data)
+            else:  # a bytearray or memoryview can change under us: never shared
+                conn.send_message(opcode, bytes(data))
+                return
+            shared.source = data
+            shared.frame = frame
+            conn.send_frame(frame)
+        elif type(data) is str:
+            conn.send_message(opcode, data.encode("utf-8"))
+        else:
+            conn.send_message(opcode, data)
 
     def check_client_present(self) -> None:
         """An answer to the upgrade request needs the client still there to take it."""
@@ -358,6 +398,7 @@ class WebSocketProtocol(WebSocketIO):
         conn = Connection(
             Side.SERVER,
             transport.write,
+            writev=transport.writelines,
             max_size=config.ws_max_size,
             max_fragments=config.ws_max_fragments,
             deflate=deflate,
