@@ -3,7 +3,8 @@
 Run:  krandog-asgi examples.chat:handler     (from the repository root)
 Then open http://127.0.0.1:8000/ in two browser windows, pick a name in each, and chat.
 
-The page uses the browser's own ``WebSocket`` on ``/ws``. The protocol is JSON text frames:
+The page (``chat.html``, next to this file) uses the browser's own ``WebSocket`` on ``/ws``
+(and reconnects when it goes away). The protocol is JSON text frames:
 
     client -> server   {"type": "join", "name": "alice"}
                        {"type": "message", "text": "hello"}
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 from krandog_asgi import krandog_app
@@ -54,7 +56,9 @@ def on_message(ws: Any, data: str | bytes) -> None:
         message = json.loads(data)
         kind = message["type"]
     except (ValueError, TypeError, KeyError):
-        send_json(ws, {"type": "error", "error": "send JSON like {'type': 'message', ...}"})
+        send_json(
+            ws, {"type": "error", "error": 'send JSON like {"type": "message", "text": "hello"}'}
+        )
         return
     if kind == "join":
         name = clean_name(message.get("name"))
@@ -98,99 +102,4 @@ def handler(req: Any) -> Any:
     return {"status": 404, "body": "Not found\n"}
 
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>krandog-asgi chat</title>
-<style>
-  body { font: 15px/1.4 system-ui, sans-serif; max-width: 42rem; margin: 2rem auto; }
-  #log { border: 1px solid #ccc; height: 20rem; overflow-y: auto; padding: .5rem; margin: .5rem 0; }
-  #log .notice { color: #777; font-style: italic; }
-  #log .error { color: #b00; }
-  #log b { margin-right: .3rem; }
-  form { display: flex; gap: .5rem; }
-  form input[type=text] { flex: 1; }
-</style>
-</head>
-<body>
-<h1>krandog-asgi chat</h1>
-<p id="status">connecting...</p>
-<form id="join-form">
-  <input id="name" type="text" placeholder="your name" maxlength="32" autocomplete="off" disabled>
-  <button id="join" disabled>Join</button>
-</form>
-<div id="log" aria-live="polite"></div>
-<p id="users"></p>
-<form id="chat-form" hidden>
-  <input id="text" type="text" placeholder="message" maxlength="2000" autocomplete="off">
-  <button id="send">Send</button>
-</form>
-<script>
-"use strict";
-const $ = (id) => document.getElementById(id);
-const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-const ws = new WebSocket(scheme + location.host + "/ws");
-let me = null;
-
-function line(cls, name, text) {
-  const div = document.createElement("div");
-  div.className = cls;
-  if (name !== null) {
-    const who = document.createElement("b");
-    who.textContent = name + ":";
-    div.appendChild(who);
-  }
-  div.appendChild(document.createTextNode(text));
-  $("log").appendChild(div);
-  $("log").scrollTop = $("log").scrollHeight;
-}
-function showUsers(users) { $("users").textContent = "Online: " + users.join(", "); }
-
-ws.onopen = () => {
-  $("status").textContent = "connected: pick a name";
-  $("name").disabled = $("join").disabled = false;
-  $("name").focus();
-};
-ws.onclose = (event) => {
-  $("status").textContent = "disconnected (" + event.code + ")";
-  $("name").disabled = $("join").disabled = $("text").disabled = $("send").disabled = true;
-};
-ws.onmessage = (event) => {
-  const msg = JSON.parse(event.data);
-  if (msg.type === "welcome") {
-    me = msg.name;
-    $("status").textContent = "joined as " + me;
-    $("join-form").hidden = true;
-    $("chat-form").hidden = false;
-    $("text").focus();
-    showUsers(msg.users);
-  } else if (msg.type === "join") {
-    line("notice", null, msg.name + " joined");
-    showUsers(msg.users);
-  } else if (msg.type === "leave") {
-    line("notice", null, msg.name + " left");
-    showUsers(msg.users);
-  } else if (msg.type === "message") {
-    line("message", msg.name, msg.text);
-  } else if (msg.type === "error") {
-    line("error", null, msg.error);
-  }
-};
-$("join-form").onsubmit = (event) => {
-  event.preventDefault();
-  ws.send(JSON.stringify({type: "join", name: $("name").value}));
-};
-$("chat-form").onsubmit = (event) => {
-  event.preventDefault();
-  const text = $("text").value;
-  if (text) {
-    ws.send(JSON.stringify({type: "message", text: text}));
-    $("text").value = "";
-  }
-};
-</script>
-</body>
-</html>
-"""
+PAGE = Path(__file__).with_name("chat.html").read_text(encoding="utf-8")  # read once, at import

@@ -1,142 +1,44 @@
-"""HTTP/1.1 over an asyncio transport: httptools parses, ``RequestCycle`` speaks ASGI ``http``.
+"""HTTP/1.1 over an asyncio transport: the connection, one ``HTTPProtocol`` per socket.
 
-One ``HTTPProtocol`` per connection owns the parser, the timers (through ``ServerState.tick``),
-flow control and the order of pipelined requests. Each request gets a ``RequestCycle``: the
-scope, the ``receive``/``send`` callables and the response framing. A WebSocket upgrade hands
-the parsed request and any bytes after it to ``ws_protocol`` without re-parsing.
+It owns what spans requests: the httptools parser and its callbacks, the order of pipelined
+requests, keep-alive, the deadlines (through ``ServerState.tick``), read flow control and the
+hand-off of a WebSocket upgrade to ``ws_protocol`` without re-parsing. What a single request
+needs lives in ``http/``: the head rules and scope (``request_head``), the ASGI exchange
+(``cycle.RequestCycle``) and the response framing (``response``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import deque
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote_to_bytes
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import httptools
 
-from krandog_asgi._abnf import HOST, TOKEN_PATTERN
-from krandog_asgi.http.proxy import apply_proxy_headers
-from krandog_asgi.http.response import (
-    FINAL_STATUS_LINES,
-    ClientDisconnected,
-    check_header,
-    error_response,
-    escape_for_log,
-    final_status_line,
+from krandog_asgi.http.cycle import RequestCycle, ResponseState
+from krandog_asgi.http.request_head import (
+    RequestError,
+    check_head_size,
+    is_unknown_method,
+    read_request_head,
 )
+from krandog_asgi.http.response import error_response
 from krandog_asgi.transport.flow import WriteFlowControl
 
 if TYPE_CHECKING:
-    from krandog_asgi.asgi_types import ASGIApp, Message, Scope
+    from krandog_asgi.asgi_types import Scope
     from krandog_asgi.process.state import ServerState
 
 __all__ = ["HTTPProtocol", "RequestCycle"]
 
 logger = logging.getLogger("krandog_asgi.error")
-access_logger = logging.getLogger("krandog_asgi.access")
 
-HIGH_WATER = 64 * 1024  # request body bytes buffered before we stop reading the socket
-LINGER = 2.0
+LINGER = 2.0  # seconds we keep draining input after an error answer before closing
 # Pipelined requests parsed ahead of the one in flight before parsing stops for a while.
 PIPELINE_LIMIT = 32
-FEED_SLICE = 4096  # seconds we keep draining input after an error answer before closing
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-CHUNKED = b"transfer-encoding: chunked\r\n"
-CLOSE = b"connection: close\r\n"
-KEEP_ALIVE = b"connection: keep-alive\r\n"
-LAST_CHUNK = b"0\r\n\r\n"
-CRLF = b"\r\n"
-METHODS: dict[bytes, str] = {}
-
-# Request header names the server looks at while building the scope.
-_HOST, _EXPECT, _TE, _CL, _UPGRADE, _FORWARDED = 1, 2, 3, 4, 5, 6
-_REQUEST_HEADERS = {
-    b"host": _HOST,
-    b"expect": _EXPECT,
-    b"transfer-encoding": _TE,
-    b"content-length": _CL,
-    b"upgrade": _UPGRADE,
-    b"x-forwarded-for": _FORWARDED,
-    b"x-forwarded-proto": _FORWARDED,
-}
-
-# Response header names the server interprets; everything else passes through untouched.
-_CONTENT_LENGTH, _CONNECTION, _TRANSFER_ENCODING, _SERVER, _DATE = 1, 2, 3, 4, 5
-_SPECIAL_HEADERS = {
-    b"content-length": _CONTENT_LENGTH,
-    b"connection": _CONNECTION,
-    b"transfer-encoding": _TRANSFER_ENCODING,
-    b"server": _SERVER,
-    b"date": _DATE,
-}
-
-
-class _Reject(Exception):
-    """Raised from a parser callback to stop parsing and answer with ``status``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# Host values already validated (clients repeat them); None stands for "no Host" (HTTP/1.0).
-_GOOD_HOSTS: set[bytes | None] = {None}
-_ABSOLUTE_SCHEMES = {b"http", b"https", b"ws", b"wss"}
-
-
-_METHOD_TOKEN_RE = re.compile(rb"[\r\n]*(%s) " % TOKEN_PATTERN.encode("ascii"))
-
-
-def _unknown_method(head: bytes) -> bool:
-    """Whether the request line at the start of ``head`` has a method that is a valid token
-    the parser does not know (501), as opposed to garbage (400). Only runs on the error path."""
-    match = _METHOD_TOKEN_RE.match(head)
-    if match is None:
-        return False
-    probe = httptools.HttpRequestParser(_Ignore())
-    try:
-        probe.feed_data(match.group(1) + b" / HTTP/1.1\r\n")
-    except httptools.HttpParserInvalidMethodError:
-        return True
-    except httptools.HttpParserError:
-        pass
-    return False
-
-
-class _Ignore:
-    """A parser callback object that wants no callbacks."""
-
-
-def _check_host(host: bytes | None) -> None:
-    if host is None or HOST.fullmatch(host) is None:
-        raise _Reject(400, "Invalid Host header.")
-    if len(_GOOD_HOSTS) >= 256:
-        _GOOD_HOSTS.clear()
-        _GOOD_HOSTS.add(None)
-    _GOOD_HOSTS.add(host)
-
-
-def _absolute_target(url: bytes) -> tuple[bytes, bytes]:
-    """``http://host:port/path?q`` -> (``/path?q``, ``host:port``); anything else is a 400."""
-    scheme, sep, rest = url.partition(b"://")
-    if not sep or scheme.lower() not in _ABSOLUTE_SCHEMES:
-        raise _Reject(400, "Invalid request target.")
-    end = len(rest)
-    for delim in b"/?#":
-        pos = rest.find(delim)
-        if 0 <= pos < end:
-            end = pos
-    authority, target = rest[:end], rest[end:]
-    if not authority or b"@" in authority or HOST.fullmatch(authority) is None:
-        raise _Reject(400, "Invalid request target.")
-    if target[:1] != b"/":
-        target = b"/" + target
-    return target, authority
+# Bytes of one large read parsed at a time while it may still hold request heads.
+FEED_SLICE = 4096
 
 
 class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
@@ -349,7 +251,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.on_upgrade(data[exc.args[0] :] + rest)
             return False
         except httptools.HttpParserError as exc:
-            self.on_parse_error(exc, data)
+            if not self.discarding:  # else a callback refused the request and answered
+                self.on_parse_error(exc, data)
             return False
         if self.reading_head:
             if self.head_bytes > self.config.limit_request_headers:
@@ -368,24 +271,28 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         return True
 
     def on_parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
-        reject = exc.__context__
-        if isinstance(reject, _Reject):
-            # Raised by our callbacks, which all run after the request line: the method is
-            # this request's, and a HEAD request gets no body even in an error answer.
-            head = self.parser.get_method() == b"HEAD"
-            self.send_error(reject.status, reject.message, head=head)
-        elif data.startswith(b"PRI * HTTP/2.0\r\n"):
+        """The parser refused the input itself (a refusal by our rules is answered in
+        ``reject``, before the parser unwinds)."""
+        if data.startswith(b"PRI * HTTP/2.0\r\n"):
             self.send_error(505, "HTTP version not supported.")
         elif (
             isinstance(exc, httptools.HttpParserInvalidMethodError)
             and self.head_bytes == len(data)  # the failing head starts with this read
-            and _unknown_method(data)
+            and is_unknown_method(data)
         ):
             # RFC 9110 §9.1: a method is any token; one we do not implement is a 501.
             self.send_error(501, "Method not implemented.")
         else:
             logger.debug("Invalid HTTP request: %s", exc)
             self.send_error(400, "Invalid HTTP request received.")
+
+    def reject(self, error: RequestError) -> NoReturn:
+        """Answer a request our rules refused, then stop the parser: ``error`` unwinds through
+        httptools, whose ``feed_data`` then fails, and ``feed`` sees the answer is already out."""
+        # Raised from callbacks, which all run after the request line: the method is this
+        # request's, and a HEAD request gets no body even in an error answer.
+        self.send_error(error.status, error.message, head=self.parser.get_method() == b"HEAD")
+        raise error
 
     def on_url(self, url: bytes) -> None:
         if not self.deadline_is_header and not self.pipeline and not self.read_paused:
@@ -395,17 +302,16 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.start_header_deadline()
         self.url += url
         if len(self.url) > self.config.limit_request_line:
-            raise _Reject(414, "Request-URI too long.")
+            self.reject(RequestError(414, "Request-URI too long."))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self.headers
         if len(headers) >= self.config.limit_request_fields:
-            raise _Reject(431, "Too many request header fields.")
+            self.reject(RequestError(431, "Too many request header fields."))
         # llhttp drops leading whitespace; RFC 9110 §5.5 excludes trailing whitespace too.
         headers.append((name.lower(), value.rstrip()))
 
     def on_headers_complete(self) -> None:
-        parser = self.parser
         headers = self.headers
         self.headers = []
         url = self.url
@@ -414,110 +320,17 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.deadline = 0.0
         self.deadline_is_header = False
         config = self.config
-        if self.head_bytes + self.head_slack > config.limit_request_headers:
-            size = len(url) + sum(len(n) + len(v) + 4 for n, v in headers)
-            if size > config.limit_request_headers:
-                raise _Reject(431, "Request header fields too large.")
-
-        version = parser.get_http_version()
-        if version != "1.1":
-            if version[0] != "1" or version[1] != ".":
-                raise _Reject(505, "HTTP version not supported.")
-            if version != "1.0":
-                version = "1.1"  # RFC 9110 §6.2: answer a higher minor version as 1.1
-        hosts = 0
-        host = expect = content_length = None
-        framing = has_te = bad_te = proxied = False
-        upgrade = b""
-        interesting = _REQUEST_HEADERS
-        for name, value in headers:
-            kind = interesting.get(name)
-            if kind is None:
-                continue
-            if kind == _HOST:
-                hosts += 1
-                host = value
-            elif kind == _CL:
-                content_length = value
-                framing = True
-            elif kind == _TE:
-                has_te = framing = True
-                if value.lower() != b"chunked":
-                    bad_te = True
-            elif kind == _EXPECT:
-                expect = value if expect is None else expect + b"," + value  # one list
-                framing = True
-            elif kind == _UPGRADE:
-                upgrade += value + b","
-            else:
-                proxied = True
-        # RFC 9112 §3.2: exactly one Host in 1.1, and never an invalid one.
-        if hosts != 1 and (version == "1.1" or hosts > 1):
-            raise _Reject(400, "A request must carry exactly one Host header.")
-        if host not in _GOOD_HOSTS:
-            _check_host(host)
-        expect_continue = False
-        if framing:
-            expect_continue = self.check_framing(
-                headers, version, has_te, bad_te, expect, content_length
-            )
-
-        method_b = parser.get_method()
-        method = METHODS.get(method_b)
-        if method is None:
-            method = method_b.decode("ascii")
-            if method == "CONNECT":
-                # A tunnel cannot be expressed in ASGI http, and the parser would treat what
-                # follows the head as tunnel data: refuse before anything is skipped.
-                raise _Reject(501, "CONNECT is not supported.")
-            METHODS[method_b] = method
-
-        raw = url
-        if raw[:1] != b"/" and (raw != b"*" or method != "OPTIONS"):
-            # RFC 9112 §3.2.2: absolute-form; its authority replaces the Host header.
-            raw, authority = _absolute_target(raw)
-            headers = [(n, authority if n == b"host" else v) for n, v in headers]
-            if not hosts:
-                headers.insert(0, (b"host", authority))  # HTTP/1.0 may omit Host
-        # Integer membership: ``b"#" in raw`` raises and clears a TypeError inside CPython first.
-        if 0x23 in raw:  # "#"
-            raw = raw.partition(b"#")[0]
-        raw_path, _, query = raw.partition(b"?")
-        if 0x25 in raw_path:  # "%"
-            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        else:
-            path = raw_path.decode("utf-8", "replace")
-        root_path = config.root_path
-
-        scope: Scope = {
-            "type": "http",
-            "asgi": ASGI_VERSION,
-            "http_version": version,
-            "server": self.server_addr,
-            "client": self.client,
-            "scheme": self.scheme,
-            "method": method,
-            "root_path": root_path,
-            "path": root_path + path if root_path else path,
-            "raw_path": root_path.encode("utf-8") + raw_path if root_path else raw_path,
-            "query_string": query,
-            "headers": headers,
-            "state": self.state.lifespan_state.copy(),
-        }
-        if proxied and self.trusted_peer:
-            apply_proxy_headers(scope, config)
-
-        if upgrade and parser.should_upgrade():
-            if has_te or (content_length is not None and content_length != b"0"):
-                # The parser does not frame the body of an upgrade request; refusing it is the
-                # only way to be sure no byte of it is read as a second request.
-                raise _Reject(400, "Upgrade requests with a body are not supported.")
-            # RFC 9110 §7.8: Upgrade in an HTTP/1.0 request is ignored.
-            if config.ws and version == "1.1" and b"websocket" in upgrade.lower():
-                self.upgrade = (scope, b"")
-                return
-
         state = self.state
+        parser = self.parser
+        try:
+            if self.head_bytes + self.head_slack > config.limit_request_headers:
+                check_head_size(url, headers, config.limit_request_headers)
+            scope, expect_continue, websocket = read_request_head(parser, url, headers, self)
+        except RequestError as error:
+            self.reject(error)
+        if websocket:
+            self.upgrade = (scope, b"")
+            return
         cycle = RequestCycle(
             self,
             scope,
@@ -536,58 +349,14 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.pipeline.append(cycle)
             self.pause_reading()
 
-    def check_framing(
-        self,
-        headers: list[tuple[bytes, bytes]],
-        version: str,
-        has_te: bool,
-        bad_te: bool,
-        expect: bytes | None,
-        content_length: bytes | None,
-    ) -> bool:
-        """Rules for requests that carry a body or an expectation; returns ``expect_continue``."""
-        if has_te:
-            if version == "1.0":
-                # RFC 9112 §6.1: chunked framing from an HTTP/1.0 client cannot be trusted.
-                raise _Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0 requests.")
-            if bad_te:
-                # RFC 9110 §5.6.1: empty list elements are ignored (`, chunked` is chunked;
-                # the parser itself refuses a trailing empty element).
-                codings = [
-                    c.strip().lower()
-                    for n, v in headers
-                    if n == b"transfer-encoding"
-                    for c in v.split(b",")
-                ]
-                codings = [c for c in codings if c]
-                if codings == [b"chunked"]:
-                    codings = []
-                elif not codings or codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
-                    # RFC 9112 §6.3: chunked not final (or applied twice): no reliable length.
-                    raise _Reject(400, "Invalid Transfer-Encoding.")
-                if codings:
-                    # RFC 9112 §6.1: a transfer coding we do not implement.
-                    raise _Reject(501, "Only the chunked transfer coding is supported.")
-        limit = self.config.limit_request_body
-        if content_length is not None and limit is not None and int(content_length) > limit:
-            raise _Reject(413, "Request body too large.")
-        if expect is None or version == "1.0":
-            return False  # RFC 9110 §10.1.1: an HTTP/1.0 expectation MUST be ignored
-        if expect.lower() == b"100-continue":
-            return True
-        # Expect is a list (RFC 9110 §10.1.1); empty elements are ignored (§5.6.1), and only
-        # a member other than 100-continue is a 417.
-        members = [m.strip().lower() for m in expect.split(b",")]
-        members = [m for m in members if m]
-        if any(m != b"100-continue" for m in members):
-            raise _Reject(417, "Expectation Failed.")
-        return bool(members)
-
     def on_body(self, body: bytes) -> None:
         self.body_seen = True
         cycle = self.parsing
         if cycle is not None:
-            cycle.on_body(body)
+            try:
+                cycle.on_body(body)
+            except RequestError as error:  # over --limit-request-body
+                self.reject(error)
 
     def on_message_complete(self) -> None:
         self.reading_head = True
@@ -648,7 +417,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             # The head was fine but the body is not: the app (if already running) sees a
             # disconnect instead of a truncated body.
             failing.on_disconnect()
-            if failing.response_started:
+            if failing.response_state is not ResponseState.START:
                 # Its answer already went out, or is going out: nothing more can be said.
                 self.transport.close()
                 return
@@ -721,432 +490,3 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.deadline = self.loop.time() + timeout if timeout else 0.0
         if self.read_paused:
             self.resume_reading()
-
-
-class RequestCycle:
-    """One request and its response: the ASGI ``receive``/``send`` pair for an ``http`` scope."""
-
-    __slots__ = (
-        "body",
-        "body_complete",
-        "body_size",
-        "bytes_sent",
-        "chunked",
-        "content_length",
-        "disconnected",
-        "expect_continue",
-        "head",
-        "head_pending",
-        "keep_alive",
-        "more_body_delivered",
-        "no_body",
-        "protocol",
-        "received",
-        "response_complete",
-        "response_started",
-        "scope",
-        "start_time",
-        "status",
-        "task",
-        "transport",
-        "waiter",
-    )
-
-    def __init__(
-        self, protocol: HTTPProtocol, scope: Scope, keep_alive: bool, expect_continue: bool
-    ) -> None:
-        self.protocol = protocol
-        self.transport = protocol.transport
-        self.scope = scope
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.body: list[bytes] = []
-        self.body_size = 0  # buffered, for flow control
-        self.received = 0  # in total, for --limit-request-body
-        self.body_complete = False
-        self.more_body_delivered = False
-        self.disconnected = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.response_started = False
-        self.response_complete = False
-        self.head_pending = False
-        self.bytes_sent = 0
-        self.task: asyncio.Task[None] | None = None
-        # Set by start_response before any reader looks at them.
-        self.head: bytes
-        self.status: int
-        self.chunked: bool
-        self.no_body: bool
-        self.content_length: int | None
-        self.start_time: float
-
-    def start(self, app: ASGIApp) -> None:
-        protocol = self.protocol
-        if protocol.state.access_log:
-            self.start_time = protocol.loop.time()
-        self.task = protocol.loop.create_task(self.run_asgi(app))
-
-    async def run_asgi(self, app: ASGIApp) -> None:
-        state = self.protocol.state
-        cycles = state.cycles
-        limit = state.config.limit_concurrency
-        if limit is not None and (len(cycles) >= limit or len(state.connections) > limit):
-            logger.warning("Exceeded concurrency limit.")
-            app = _service_unavailable
-        cycles.add(self)
-        try:
-            result = await app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            self.on_app_error(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            if result is not None:
-                logger.error("ASGI callable returned a value other than None: %r", result)
-            if not self.response_started:
-                if not self.disconnected:
-                    logger.error("ASGI callable returned without starting response.")
-                    self.send_500()
-            elif not self.response_complete and not self.disconnected:
-                logger.error("ASGI callable returned without completing response.")
-                if self.head_pending:
-                    self.send_500()  # nothing was written yet: the client can still be told
-                else:
-                    self.abort()
-        finally:
-            cycles.discard(self)
-
-    def on_app_error(self, exc: BaseException) -> None:
-        if isinstance(exc, asyncio.CancelledError):
-            if not self.response_complete:
-                self.abort()
-            return
-        if isinstance(exc, ClientDisconnected) and self.disconnected:
-            return
-        logger.error("Exception in ASGI application", exc_info=exc)
-        if not self.response_started or self.head_pending:
-            # Nothing on the wire yet (the head waits for the first body chunk), so the
-            # response can still be replaced by an error (ASGI: "leeway to replace").
-            self.send_500()
-        elif not self.response_complete:
-            self.abort()
-
-    def send_500(self) -> None:
-        if self.disconnected:
-            return
-        self.keep_alive = False
-        self.head_pending = False
-        self.response_started = self.response_complete = True
-        self.status = 500
-        data = error_response(
-            500,
-            "Internal Server Error",
-            self.protocol.state.default_headers,
-            head=self.scope["method"] == "HEAD",  # RFC 9110 §9.3.2: never content for HEAD
-        )
-        self.bytes_sent = len(data)
-        self.transport.write(data)
-        self.finish()
-
-    def abort(self) -> None:
-        """The response cannot be completed: closing is the only honest signal left."""
-        self.keep_alive = False
-        self.head_pending = False
-        self.response_complete = True
-        if not self.disconnected:
-            self.transport.close()
-            self.disconnected = True  # the connection is gone: later sends raise
-        self.finish()
-
-    # -- request body (parser side) ---------------------------------------------------------
-
-    def on_body(self, chunk: bytes) -> None:
-        limit = self.protocol.config.limit_request_body
-        if limit is not None:
-            self.received += len(chunk)
-            if self.received > limit:
-                raise _Reject(413, "Request body too large.")
-        if self.response_complete or self.disconnected:
-            return  # nobody will read it; keep parsing to reach the next request
-        self.body.append(chunk)
-        self.body_size += len(chunk)
-        if self.body_size > HIGH_WATER:
-            self.protocol.pause_reading()
-        self.wake()
-
-    def on_body_complete(self) -> None:
-        self.body_complete = True
-        self.wake()
-
-    def on_disconnect(self) -> None:
-        self.disconnected = True
-        self.wake()
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    # -- ASGI receive -----------------------------------------------------------------------
-
-    async def receive(self) -> Message:
-        if (
-            self.expect_continue
-            and not self.response_started
-            and not self.body_complete
-            and not self.disconnected
-        ):
-            self.expect_continue = False
-            self.transport.write(CONTINUE)
-        while not (self.disconnected or self.response_complete):
-            if self.body or (self.body_complete and not self.more_body_delivered):
-                return self.take_body()
-            protocol = self.protocol
-            if protocol.eof:
-                # The client half-closed and all it sent has been read: waiting for more means
-                # waiting for a client that is gone.
-                self.disconnected = True
-                protocol.transport.close()
-                break
-            if protocol.read_paused and protocol.cycle is self and not protocol.pipeline:
-                protocol.resume_reading()
-            waiter = self.waiter = protocol.loop.create_future()
-            await waiter
-        return {"type": "http.disconnect"}
-
-    def take_body(self) -> Message:
-        body = self.body
-        data = body[0] if len(body) == 1 else b"".join(body)
-        self.body = []
-        self.body_size = 0
-        more = not self.body_complete
-        if not more:
-            self.more_body_delivered = True
-        return {"type": "http.request", "body": data, "more_body": more}
-
-    # -- ASGI send --------------------------------------------------------------------------
-
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if self.disconnected:
-            raise ClientDisconnected("The client disconnected")
-        if kind == "http.response.body":
-            if not self.response_started or self.response_complete:
-                if self.response_complete:
-                    return  # ASGI: "any further messages on the channel will be ignored"
-                raise RuntimeError(
-                    "Unexpected ASGI message 'http.response.body' before 'http.response.start'."
-                )
-            self.write_body(message.get("body", b""), message.get("more_body", False))
-            if self.protocol.write_paused:
-                await self.protocol.drain()
-                if self.disconnected:
-                    raise ClientDisconnected("The client disconnected")
-        elif kind == "http.response.start":
-            if self.response_started:
-                if self.response_complete:
-                    return  # ignored, as above
-                raise RuntimeError("Unexpected ASGI message 'http.response.start' sent twice.")
-            self.start_response(message)
-        else:
-            raise RuntimeError(f"Unexpected ASGI message type {kind!r} in an HTTP connection.")
-
-    def start_response(self, message: Message) -> None:
-        status = message["status"]
-        protocol = self.protocol
-        parts = [
-            FINAL_STATUS_LINES.get(status) or final_status_line(status),
-            protocol.state.default_headers,
-        ]
-        content_length: int | None = None
-        keep_alive = self.keep_alive
-        replace_defaults = False
-        cache = _HEADER_CACHE
-        for header in message.get("headers", ()):
-            try:
-                line, kind = cache[header]
-            except (KeyError, TypeError):
-                line, kind = _render_header(header)
-            if kind:
-                value = header[1]
-                if kind == _CONTENT_LENGTH:
-                    if not value.isdigit() or (
-                        content_length is not None and int(value) != content_length
-                    ):
-                        raise ValueError(f"Invalid content-length header {value!r}")
-                    content_length = int(value)
-                elif kind == _CONNECTION:
-                    if b"close" in value.lower():
-                        keep_alive = False
-                    continue  # the server decides and writes the connection header itself
-                elif kind == _TRANSFER_ENCODING:
-                    continue  # framing is the server's job
-                else:
-                    replace_defaults = True
-            parts.append(line)
-        if replace_defaults:
-            parts[1] = _merge_defaults(protocol.state.default_headers, parts[2:])
-        scope = self.scope
-        no_body = status == 204 or status == 304 or scope["method"] == "HEAD"
-        if content_length is not None and status == 204:
-            # RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204 response.
-            parts = [p for p in parts if p[:15].lower() != b"content-length:"]
-            content_length = None
-        if self.expect_continue and not self.body_complete:
-            # We never asked for the body, so the client may or may not send it: the bytes
-            # that follow cannot be framed with certainty.
-            keep_alive = False
-        http10 = scope["http_version"] == "1.0"
-        chunked = False
-        if content_length is None and not no_body:
-            if http10:
-                keep_alive = False  # close-delimited body
-            else:
-                chunked = True
-                parts.append(CHUNKED)
-        self.chunked = chunked
-        if not keep_alive:
-            parts.append(CLOSE)
-        elif http10:
-            parts.append(KEEP_ALIVE)
-        parts.append(CRLF)
-        self.keep_alive = keep_alive
-        self.content_length = content_length
-        self.no_body = no_body
-        self.status = status
-        self.head = b"".join(parts)
-        self.response_started = True
-        self.head_pending = True
-        # Written with the first body chunk (one write, one packet), or on the next loop
-        # iteration if the app awaits something else first.
-        pending = protocol.state.pending_heads
-        pending.append(self)
-        if len(pending) == 1:
-            protocol.loop.call_soon(protocol.state.flush_heads)
-
-    def flush_head(self) -> None:
-        if self.head_pending and not self.disconnected:
-            self.head_pending = False
-            self.transport.write(self.head)
-
-    def write_body(self, body: bytes, more_body: bool) -> None:
-        transport = self.transport
-        size = len(body)
-        if self.no_body:
-            size = 0
-        else:
-            self.bytes_sent += size
-            if self.content_length is not None and self.bytes_sent > self.content_length:
-                if self.head_pending:
-                    self.send_500()  # nothing written yet: say so instead of a bare close
-                else:
-                    self.abort()
-                raise RuntimeError("Response content longer than Content-Length")
-        head = b""
-        if self.head_pending:
-            self.head_pending = False
-            head = self.head
-        if self.chunked:
-            if size:
-                frame = b"%x\r\n" % size
-                # One buffer, one write: copying the chunk here is cheaper than uvloop's
-                # writelines (measured: 1 MiB responses 1.4x faster).
-                if more_body:
-                    transport.write(b"".join((head, frame, body, CRLF)))
-                else:
-                    transport.write(b"".join((head, frame, body, CRLF, LAST_CHUNK)))
-            elif not more_body:
-                transport.write(head + LAST_CHUNK if head else LAST_CHUNK)
-            elif head:
-                transport.write(head)
-        elif size:
-            transport.write(head + body if head else body)
-        elif head:
-            transport.write(head)
-        if not more_body:
-            length = self.content_length
-            if length is not None and not self.no_body and self.bytes_sent != length:
-                logger.error("Response content shorter than Content-Length")
-                self.keep_alive = False
-            self.response_complete = True
-            self.finish()
-
-    def finish(self) -> None:
-        if self.waiter is not None:
-            self.wake()
-        protocol = self.protocol
-        state = protocol.state
-        state.total_requests += 1
-        if state.on_limit_reached is not None:
-            state.count_request()
-        if state.access_log:
-            self.log_access()
-        protocol.on_cycle_done(self)
-
-    def log_access(self) -> None:
-        scope = self.scope
-        client = scope.get("client")
-        client_s = f"{client[0]}:{client[1]}" if client else "-"
-        if client is not self.protocol.client:
-            client_s = escape_for_log(client_s)  # from X-Forwarded-For: any visible bytes
-        path = scope["raw_path"].decode("latin-1")
-        if scope["query_string"]:
-            path += "?" + scope["query_string"].decode("latin-1")
-        duration = (self.protocol.loop.time() - self.start_time) * 1000.0
-        access_logger.info(
-            '%s - "%s %s HTTP/%s" %s %d %.1fms',
-            client_s,
-            scope["method"],
-            escape_for_log(path),
-            scope["http_version"],
-            # "-": cancelled or cut off before any response (shutdown, a client that left)
-            self.status if self.response_started else "-",
-            self.bytes_sent,
-            duration,
-        )
-
-
-_HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
-_HEADER_CACHE_SIZE = 512
-
-
-def _render_header(header: Any) -> tuple[bytes, int]:
-    """Validate one app header and render its wire line; remembered, as apps repeat headers."""
-    name, value = header
-    check_header(name, value)
-    name, value = bytes(name), bytes(value)
-    result = (b"%s: %s\r\n" % (name, value), _SPECIAL_HEADERS.get(name.lower(), 0))
-    if type(header) is tuple:
-        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
-            _HEADER_CACHE.clear()
-        _HEADER_CACHE[header] = result
-    return result
-
-
-def _merge_defaults(defaults: bytes, app_headers: list[bytes]) -> bytes:
-    """Drop our Server/Date defaults when the app sent its own."""
-    own = {line.split(b":", 1)[0].lower() for line in app_headers}
-    kept = [
-        line + b"\r\n"
-        for line in defaults.split(b"\r\n")
-        if line and line.split(b":", 1)[0] not in own
-    ]
-    return b"".join(kept)
-
-
-async def _service_unavailable(scope: Scope, receive: Any, send: Any) -> None:
-    body = b"Service Unavailable"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

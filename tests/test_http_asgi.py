@@ -272,7 +272,10 @@ def test_send_state_machine_errors(http_app: RunningServer, kind: str) -> None:
         resp = c.request(get(f"/protocol-errors?kind={kind}"))
     found = wait_events(http_app, kind, "protocol")
     assert found
-    assert found[0]["raised"] == "RuntimeError"
+    # One error type for every message the state does not allow (a RuntimeError, which is what
+    # apps written against other servers catch).
+    assert found[0]["raised"] == "UnexpectedMessage"
+    assert found[0]["runtime_error"] is True
     # The misuse was reported to the app; its valid response afterwards still goes out.
     assert resp.status == 200
     assert resp.body == b"after"

@@ -6,6 +6,7 @@ that ``docs/architecture.md`` draws.
   and threads, and the ``_abnf`` grammar: it runs anywhere, as sans-I/O code should.
 - ``krandog`` and ``compat`` speak ASGI only: the standard library, ``asgi_types``, ``_abnf``.
 - ``wsclient`` and ``client`` never import the server side.
+- ``http.request_head`` and ``http.response`` import no I/O module at run time.
 - No import cycle anywhere in the package.
 """
 
@@ -118,6 +119,29 @@ def test_client_never_imports_the_server(name: str) -> None:
         assert not any(in_layer(target, side) for side in SERVER_SIDE), (
             f"{name} imports the server-side module {target}"
         )
+
+
+@pytest.mark.parametrize("name", ["krandog_asgi.http.request_head", "krandog_asgi.http.response"])
+def test_http_head_rules_and_framing_need_no_event_loop(name: str) -> None:
+    """Head rules and response framing are pure: testable without a socket or a loop (the
+    writer names ``asyncio.Transport`` only as a type)."""
+    path = MODULES[name]
+    runtime = ast.parse(path.read_text())
+    runtime.body = [n for n in runtime.body if not _is_type_checking_block(n)]
+    roots = set()
+    for node in ast.walk(runtime):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    assert not roots & IO_MODULES, f"{name} imports I/O modules {roots & IO_MODULES} at run time"
+
+
+def _is_type_checking_block(node: ast.stmt) -> bool:
+    return isinstance(node, ast.If) and ast.unparse(node.test) in {
+        "TYPE_CHECKING",
+        "typing.TYPE_CHECKING",
+    }
 
 
 @pytest.mark.parametrize("name", modules_of("krandog_asgi.transport"))

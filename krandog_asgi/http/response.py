@@ -1,17 +1,29 @@
-"""Bytes every HTTP/1.1 response needs, built once: status lines, header checks, error pages.
+"""Bytes every HTTP/1.1 response needs, built once: status lines, header checks, error pages,
+and ``ResponseWriter``, which frames an app's response (Content-Length, chunked or
+close-delimited).
 
-Shared by the HTTP protocol and the WebSocket handshake so both answer with the same framing rules.
+Status lines, header checks and error pages are shared by the HTTP protocol and the WebSocket
+handshake so both answer with the same framing rules.
 """
 
 from __future__ import annotations
 
 import http
+import logging
+from typing import TYPE_CHECKING, Any
 
 from krandog_asgi._abnf import FIELD_VALUE_FORBIDDEN, TOKEN_BYTES
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from krandog_asgi.asgi_types import Message
 
 __all__ = [
     "FINAL_STATUS_LINES",
     "ClientDisconnected",
+    "ContentTooLong",
+    "ResponseWriter",
     "check_header",
     "error_response",
     "escape_for_log",
@@ -108,3 +120,187 @@ def escape_for_log(text: str) -> str:
     out = text.translate(_LOG_ESCAPES)
     # Non-ASCII control and format characters (e.g. U+2028, U+202E) are escaped too.
     return "".join(c if c.isprintable() or c in "\\" else f"\\u{ord(c):04x}" for c in out)
+
+
+logger = logging.getLogger("krandog_asgi.error")
+
+CHUNKED = b"transfer-encoding: chunked\r\n"
+CLOSE = b"connection: close\r\n"
+KEEP_ALIVE = b"connection: keep-alive\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+CRLF = b"\r\n"
+
+# Response header names the server interprets; everything else passes through untouched.
+_CONTENT_LENGTH, _CONNECTION, _TRANSFER_ENCODING, _SERVER, _DATE = 1, 2, 3, 4, 5
+_SPECIAL_HEADERS = {
+    b"content-length": _CONTENT_LENGTH,
+    b"connection": _CONNECTION,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"server": _SERVER,
+    b"date": _DATE,
+}
+
+
+class ContentTooLong(RuntimeError):
+    """The app sent more body than its own Content-Length: raised before a byte of it is written."""
+
+
+class ResponseWriter:
+    """Frames one response on a transport: renders the head of ``http.response.start``, picks
+    the framing (Content-Length, chunked, or close-delimited for HTTP/1.0) and writes body
+    chunks in it. The head waits in ``pending_head`` and goes out with the first body chunk:
+    one write, one packet.
+
+    A base class rather than a member, so a request costs no second object: the owner (the
+    request cycle) sets ``transport``, ``keep_alive``, ``bytes_sent`` and ``pending_head``.
+    """
+
+    __slots__ = (
+        "bytes_sent",
+        "chunked",
+        "content_length",
+        "keep_alive",
+        "no_body",
+        "pending_head",
+        "status",
+        "transport",
+    )
+
+    transport: asyncio.Transport
+    keep_alive: bool  # in: the request allows it; out: whether the connection stays open
+    bytes_sent: int
+    pending_head: bytes  # b"" once written (or never started)
+    status: int
+    chunked: bool
+    no_body: bool
+    content_length: int | None
+
+    def frame_head(
+        self, message: Message, defaults: bytes, head_request: bool, http10: bool, body_unread: bool
+    ) -> None:
+        """Render ``message``'s head into ``pending_head``; ``body_unread``: the request body
+        may still follow (we never answered its ``Expect: 100-continue``)."""
+        status = message["status"]
+        parts = [FINAL_STATUS_LINES.get(status) or final_status_line(status), defaults]
+        content_length: int | None = None
+        keep_alive = self.keep_alive
+        replace_defaults = False
+        cache = _HEADER_CACHE
+        for header in message.get("headers", ()):
+            try:
+                line, kind = cache[header]
+            except (KeyError, TypeError):
+                line, kind = _render_header(header)
+            if kind:
+                value = header[1]
+                if kind == _CONTENT_LENGTH:
+                    if not value.isdigit() or (
+                        content_length is not None and int(value) != content_length
+                    ):
+                        raise ValueError(f"Invalid content-length header {value!r}")
+                    content_length = int(value)
+                elif kind == _CONNECTION:
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    continue  # the server decides and writes the connection header itself
+                elif kind == _TRANSFER_ENCODING:
+                    continue  # framing is the server's job
+                else:
+                    replace_defaults = True
+            parts.append(line)
+        if replace_defaults:
+            parts[1] = _merge_defaults(defaults, parts[2:])
+        no_body = status == 204 or status == 304 or head_request
+        if content_length is not None and status == 204:
+            # RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204 response.
+            parts = [p for p in parts if p[:15].lower() != b"content-length:"]
+            content_length = None
+        if body_unread:
+            # We never asked for the body, so the client may or may not send it: the bytes
+            # that follow cannot be framed with certainty.
+            keep_alive = False
+        chunked = False
+        if content_length is None and not no_body:
+            if http10:
+                keep_alive = False  # close-delimited body
+            else:
+                chunked = True
+                parts.append(CHUNKED)
+        self.chunked = chunked
+        if not keep_alive:
+            parts.append(CLOSE)
+        elif http10:
+            parts.append(KEEP_ALIVE)
+        parts.append(CRLF)
+        self.keep_alive = keep_alive
+        self.content_length = content_length
+        self.no_body = no_body
+        self.status = status
+        self.pending_head = b"".join(parts)
+
+    def write_body(self, body: bytes, more_body: bool) -> None:
+        """Write one body chunk in the response's framing, the head first if still pending.
+
+        Raises ``ContentTooLong``, writing nothing, when the chunk overruns Content-Length.
+        """
+        transport = self.transport
+        size = len(body)
+        if self.no_body:
+            size = 0
+        else:
+            self.bytes_sent += size
+            if self.content_length is not None and self.bytes_sent > self.content_length:
+                raise ContentTooLong("Response content longer than Content-Length")
+        head = self.pending_head
+        if head:
+            self.pending_head = b""
+        if self.chunked:
+            if size:
+                frame = b"%x\r\n" % size
+                # One buffer, one write: copying the chunk here is cheaper than uvloop's
+                # writelines (measured: 1 MiB responses 1.4x faster).
+                if more_body:
+                    transport.write(b"".join((head, frame, body, CRLF)))
+                else:
+                    transport.write(b"".join((head, frame, body, CRLF, LAST_CHUNK)))
+            elif not more_body:
+                transport.write(head + LAST_CHUNK if head else LAST_CHUNK)
+            elif head:
+                transport.write(head)
+        elif size:
+            transport.write(head + body if head else body)
+        elif head:
+            transport.write(head)
+        if not more_body:
+            length = self.content_length
+            if length is not None and not self.no_body and self.bytes_sent != length:
+                logger.error("Response content shorter than Content-Length")
+                self.keep_alive = False
+
+
+_HEADER_CACHE: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+_HEADER_CACHE_SIZE = 512
+
+
+def _render_header(header: Any) -> tuple[bytes, int]:
+    """Validate one app header and render its wire line; remembered, as apps repeat headers."""
+    name, value = header
+    check_header(name, value)
+    name, value = bytes(name), bytes(value)
+    result = (b"%s: %s\r\n" % (name, value), _SPECIAL_HEADERS.get(name.lower(), 0))
+    if type(header) is tuple:
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[header] = result
+    return result
+
+
+def _merge_defaults(defaults: bytes, app_headers: list[bytes]) -> bytes:
+    """Drop our Server/Date defaults when the app sent its own."""
+    own = {line.split(b":", 1)[0].lower() for line in app_headers}
+    kept = [
+        line + b"\r\n"
+        for line in defaults.split(b"\r\n")
+        if line and line.split(b":", 1)[0] not in own
+    ]
+    return b"".join(kept)

@@ -133,7 +133,7 @@ class ServerState:
     def flush_heads(self) -> None:
         pending, self.pending_heads = self.pending_heads, []
         for cycle in pending:
-            if cycle.head_pending:
+            if cycle.pending_head:
                 cycle.flush_head()
 
     def count_request(self) -> None:

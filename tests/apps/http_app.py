@@ -301,6 +301,7 @@ async def h_protocol_errors(scope: dict[str, Any], receive: Any, send: Any) -> N
     """Misuse of send; each error is recorded, then a valid response is sent."""
     kind = q(scope, "kind")
     raised = None
+    runtime_error = False
     try:
         if kind == "body-before-start":
             await send({"type": "http.response.body", "body": b"x"})
@@ -311,7 +312,8 @@ async def h_protocol_errors(scope: dict[str, Any], receive: Any, send: Any) -> N
             await send({"type": "http.response.start", "status": 200, "headers": []})
     except Exception as exc:
         raised = type(exc).__name__
-    record("protocol", tag=kind, raised=raised)
+        runtime_error = isinstance(exc, RuntimeError)
+    record("protocol", tag=kind, raised=raised, runtime_error=runtime_error)
     if kind == "start-twice":
         await send({"type": "http.response.body", "body": b"after"})
     else:
