@@ -69,6 +69,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "scheme",
         "server",
         "server_addr",
+        "starting",
         "state",
         "transport",
         "trusted_peer",
@@ -106,6 +107,9 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.eof = False  # the client half-closed: answer what is complete, then close
         self.failed: bytes | None = None  # an error answer waiting for the responses before it
         self.backlog = b""  # unparsed input held back while the pipeline is full
+        # A request whose head was parsed in this feed: its app starts once the parser has
+        # returned (never inside a parser callback, where it could re-enter the parser).
+        self.starting: RequestCycle | None = None
 
     # -- connection lifecycle ---------------------------------------------------------------
 
@@ -235,7 +239,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
 
     def feed(self, data: bytes, rest: bytes) -> bool:
         """Parse ``data`` (``rest`` follows it in the same read); False once parsing stopped."""
-        if self.discarding:
+        if self.discarding or self.closed:
+            # (closed: we closed after a response; bytes a transport still delivers are late)
             return False
         self.feed_len = size = len(data)
         reading_head = self.reading_head
@@ -249,11 +254,15 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.on_upgrade(data[exc.args[0] :] + rest)
+            self.start_app()  # after on_upgrade: a switch waits for this response
             return False
         except httptools.HttpParserError as exc:
             if not self.discarding:  # else a callback refused the request and answered
                 self.on_parse_error(exc, data)
+            self.start_app()  # its response goes out before the error answer
             return False
+        if self.starting is not None:
+            self.start_app()
         if self.reading_head:
             if self.head_bytes > self.config.limit_request_headers:
                 self.send_error(431, "Request header fields too large.")
@@ -269,6 +278,14 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
                     self.send_error(431, "Request trailer fields too large.")
                     return False
         return True
+
+    def start_app(self) -> None:
+        """Start the app of the request parsed in this feed, now that the parser returned: its
+        first step runs inline and a Task takes over only if it suspends (``start_eagerly``)."""
+        cycle = self.starting
+        if cycle is not None:
+            self.starting = None
+            cycle.start(self.app, eager=True)
 
     def on_parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
         """The parser refused the input itself (a refusal by our rules is answered in
@@ -341,9 +358,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.parsing = cycle
         if self.cycle is None:
             self.cycle = cycle
-            if state.access_log:
-                cycle.start_time = self.loop.time()
-            cycle.task = self.loop.create_task(cycle.run_asgi(self.app))
+            self.starting = cycle  # started by feed() once the parser returns
         else:
             # A pipelined request: answered strictly after the one in flight.
             self.pipeline.append(cycle)

@@ -24,6 +24,7 @@ from krandog_asgi.http.response import (
     error_response,
     escape_for_log,
 )
+from krandog_asgi.transport.eager import start_eagerly
 
 if TYPE_CHECKING:
     from krandog_asgi.asgi_types import ASGIApp, Message, Scope
@@ -121,11 +122,17 @@ class RequestCycle(ResponseWriter):
         self.task: asyncio.Task[None] | None = None
         self.start_time: float  # set by start() when access logging is on
 
-    def start(self, app: ASGIApp) -> None:
+    def start(self, app: ASGIApp, eager: bool = False) -> None:
+        """Run the app. ``eager``: its first step now (the caller is outside any parser
+        callback and any other app), with a Task only if it suspends; else a Task (a pipelined
+        request, started from the previous one's ``send``)."""
         protocol = self.protocol
         if protocol.state.access_log:
             self.start_time = protocol.loop.time()
-        self.task = protocol.loop.create_task(self.run_asgi(app))
+        if eager:
+            self.task = start_eagerly(protocol.loop, self.run_asgi(app))
+        else:
+            self.task = protocol.loop.create_task(self.run_asgi(app))
 
     async def run_asgi(self, app: ASGIApp) -> None:
         state = self.protocol.state
