@@ -41,6 +41,44 @@ PIPELINE_LIMIT = 32
 FEED_SLICE = 4096
 
 
+# Header names most requests carry, by their usual spellings, to one shared lower-case bytes:
+# no ``lower()`` per header, and a scope kept by a long-lived connection (a WebSocket) holds no
+# copy of its own.
+_COMMON_NAMES = {
+    spelling: name.encode()
+    for name in (
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "connection",
+        "content-length",
+        "content-type",
+        "cookie",
+        "origin",
+        "referer",
+        "cache-control",
+        "pragma",
+        "upgrade",
+        "authorization",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-request-id",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    )
+    for spelling in {
+        name.encode(),
+        name.title().encode(),
+        name.title().replace("Websocket", "WebSocket").encode(),
+        name.upper().encode(),
+    }
+}
+
+
 class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
     __slots__ = (
         "app",
@@ -326,7 +364,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if len(headers) >= self.config.limit_request_fields:
             self.reject(RequestError(431, "Too many request header fields."))
         # llhttp drops leading whitespace; RFC 9110 §5.5 excludes trailing whitespace too.
-        headers.append((name.lower(), value.rstrip()))
+        headers.append((_COMMON_NAMES.get(name) or name.lower(), value.rstrip()))
 
     def on_headers_complete(self) -> None:
         headers = self.headers

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from krandog_asgi.asgi_types import UnexpectedMessage
@@ -74,6 +75,14 @@ class _SharedFrame:
 _shared = _SharedFrame()
 # The messages that answer the upgrade request.
 _ANSWERS = ("websocket.accept", "websocket.close", "websocket.http.response.start")
+
+
+async def _failing(exc: Exception) -> None:
+    raise exc
+
+
+async def _awaiting(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 class Phase(enum.Enum):
@@ -172,7 +181,17 @@ class WebSocketProtocol(WebSocketIO):
         del scope["method"]
         scope["subprotocols"] = handshake.subprotocols
         scope["extensions"] = {"websocket.http.response": {}}
-        self.task = self.loop.create_task(self.run_asgi())
+        self.state.cycles.add(self)
+        # The app's coroutine is the Task's own, with no wrapper frame kept for the whole life
+        # of the connection; its end is handled by a done callback.
+        try:
+            coro = self.state.app(scope, self.receive, self.send)
+        except Exception as exc:  # raised before returning an awaitable: an app error too
+            coro = _failing(exc)
+        if not asyncio.iscoroutine(coro):
+            coro = _awaiting(coro)
+        self.task = task = self.loop.create_task(coro)
+        task.add_done_callback(self.app_done)
 
     def reject(self, status: int, message: str, headers: bytes = b"") -> None:
         self.phase = REJECTED
@@ -221,26 +240,23 @@ class WebSocketProtocol(WebSocketIO):
 
     # -- the app ------------------------------------------------------------------------------
 
-    async def run_asgi(self) -> None:
-        cycles = self.state.cycles
-        cycles.add(self)
-        try:
-            result = await self.state.app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
+    def app_done(self, task: asyncio.Task[Any]) -> None:
+        self.state.cycles.discard(self)
+        if task.cancelled():  # at shutdown, or the loop is closing
+            self.after_app(error=True)
+            return
+        exc = task.exception()
+        if exc is None:
+            if task.result() is not None:
+                logger.error("ASGI callable returned a value other than None: %r", task.result())
+            self.after_app(error=False)
+        elif isinstance(exc, ClientDisconnected):
             # ASGI: the server raised it (send on a closed connection); not an app error.
             self.after_app(error=False)
-        except Exception as exc:
-            logger.error("Exception in ASGI application", exc_info=exc)
-            self.after_app(error=True)
-        except BaseException:  # cancelled at shutdown, or the loop is closing
-            self.after_app(error=True)
-            raise
         else:
-            if result is not None:
-                logger.error("ASGI callable returned a value other than None: %r", result)
-            self.after_app(error=False)
-        finally:
-            cycles.discard(self)
+            if isinstance(exc, Exception):
+                logger.error("Exception in ASGI application", exc_info=exc)
+            self.after_app(error=True)
 
     def after_app(self, error: bool) -> None:
         if self.closed:
@@ -273,7 +289,17 @@ class WebSocketProtocol(WebSocketIO):
                     "code": CloseCode.ABNORMAL_CLOSURE if self.closed else 1000,
                     "reason": "",
                 }
-        item = await self.next_event()
+        item = self.take_event()  # (next_event inlined: no coroutine of its own while idle)
+        if item is None:
+            waiter = self.new_waiter()
+            try:
+                item = await waiter
+            except asyncio.CancelledError:
+                self.waiter_cancelled(waiter)
+                raise
+            finally:
+                if self.waiter is waiter:
+                    self.waiter = None
         if item is END:
             return {
                 "type": "websocket.disconnect",

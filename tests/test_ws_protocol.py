@@ -681,3 +681,57 @@ def test_a_connection_with_compression_never_gets_the_shared_frame() -> None:
         await settle()
 
     run(main())
+
+
+# -- how the app is run -------------------------------------------------------------------------
+
+
+def test_an_app_that_raises_before_returning_a_coroutine_is_refused_with_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def app(scope: Any, receive: Any, send: Any) -> Any:
+        raise RuntimeError("not even a coroutine")
+
+    async def main() -> None:
+        _, transport = open_protocol(app)  # type: ignore[arg-type]
+        await settle()
+        assert transport.data.startswith(b"HTTP/1.1 500 ")
+
+    with caplog.at_level(logging.ERROR, logger="krandog_asgi.error"):
+        run(main())
+    assert "not even a coroutine" in caplog.text
+
+
+def test_an_app_returning_an_awaitable_that_is_not_a_coroutine_is_awaited() -> None:
+    class Session:
+        """An ASGI app object whose call returns a plain awaitable (a generator-based one)."""
+
+        def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+            async def body() -> None:
+                await receive()
+                await send(ACCEPT)
+                message = await receive()
+                await send({"type": "websocket.send", "text": message["text"] + "!"})
+
+            return body().__await__()
+
+    class Awaitable:
+        def __init__(self, it: Any) -> None:
+            self.it = it
+
+        def __await__(self) -> Any:
+            return self.it
+
+    app = Session()
+
+    def wrapped(scope: Any, receive: Any, send: Any) -> Any:
+        return Awaitable(app(scope, receive, send))
+
+    async def main() -> None:
+        protocol, transport = open_protocol(wrapped)  # type: ignore[arg-type]
+        await settle()
+        protocol.data_received(text_frame("hi"))
+        await settle()
+        assert split_response(transport.data)[1] == ["hi!", "CloseReceived(1000, '')"]
+
+    run(main())

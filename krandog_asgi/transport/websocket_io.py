@@ -327,8 +327,10 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
                 return True
         return False
 
-    async def next_event(self) -> Any:
-        """The next message, or END once the connection is over (then END forever)."""
+    def take_event(self) -> Any:
+        """The next message, END once the connection is over, or None: nothing yet, wait on
+        ``new_waiter()``. Split from the wait so that a consumer can await the future in its
+        own frame (``WebSocketProtocol.receive``: one coroutine less per idle connection)."""
         self.busy = False
         if self.backlog and not self.inbox:
             # Parse what was left in the core's buffer while the queue was full.
@@ -347,18 +349,32 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
             return END
         if self.ended:
             return END
+        return None
+
+    def new_waiter(self) -> asyncio.Future[Any]:
         if self.waiter is not None and not self.waiter.done():
             raise RuntimeError("another task is already waiting for the next message")
         waiter = self.waiter = self.loop.create_future()
+        return waiter
+
+    def waiter_cancelled(self, waiter: asyncio.Future[Any]) -> None:
+        """Cancelled (a timeout around receive(), a task group) just as a message was handed
+        over: keep it for the next call instead of losing it."""
+        if waiter.done() and not waiter.cancelled():
+            if self.inbox is None:
+                self.inbox = deque()
+            self.inbox.appendleft(waiter.result())
+
+    async def next_event(self) -> Any:
+        """The next message, or END once the connection is over (then END forever)."""
+        item = self.take_event()
+        if item is not None:
+            return item
+        waiter = self.new_waiter()
         try:
             return await waiter
         except asyncio.CancelledError:
-            # Cancelled (a timeout around receive(), a task group) just as a message was
-            # handed over: keep it for the next call instead of losing it.
-            if waiter.done() and not waiter.cancelled():
-                if self.inbox is None:
-                    self.inbox = deque()
-                self.inbox.appendleft(waiter.result())
+            self.waiter_cancelled(waiter)
             raise
         finally:
             if self.waiter is waiter:

@@ -662,3 +662,26 @@ def test_context_variables_an_app_sets_do_not_leak_into_the_next_request() -> No
 
     exchange(app, GET, GET.replace(b"/ ", b"/two "))
     assert seen == ["unset", "unset"]
+
+
+def test_header_names_of_any_spelling_reach_the_app_lower_case() -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["headers"])
+        await send(START_OK)
+        await send(BODY_OK)
+
+    request = (
+        b"GET / HTTP/1.1\r\nHOST: h\r\nUser-Agent: t \r\nX-Odd-NAME: v\r\n"
+        b"content-TYPE: text/plain\r\n\r\n"
+    )
+    exchange(app, request, request)
+    expected = [
+        (b"host", b"h"),
+        (b"user-agent", b"t"),
+        (b"x-odd-name", b"v"),
+        (b"content-type", b"text/plain"),
+    ]
+    assert seen == [expected, expected]
+    assert seen[0][1][0] is seen[1][1][0]  # a common name is one shared bytes object
