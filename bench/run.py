@@ -46,6 +46,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--note", default="", help="free text stored in meta.json")
     parser.add_argument("--peers", default=os.environ.get("BENCH_PEERS", f"{HERE}/.venv"))
     parser.add_argument("--servers-file", default=os.path.join(HERE, "servers.txt"))
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter for $PYTHON (krandog-asgi), e.g. a Python 3.12 or 3.13 venv's",
+    )
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     return parser.parse_args(argv)
@@ -94,6 +99,11 @@ def _meta(args: argparse.Namespace, servers: list[measure.ServerSpec]) -> dict[s
         "commit": _git("rev-parse", "--short", "HEAD"),
         "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "python": platform.python_version(),
+        "krandog_python": subprocess.run(
+            [args.python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip(),
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
         "server_cpu": args.server_cpu,
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(workloads) - set(measure.WORKLOADS)
     if unknown:
         sys.exit(f"run.py: unknown workloads {sorted(unknown)}; known: {list(measure.WORKLOADS)}")
-    env = measure.server_env(os.path.abspath(args.peers), sys.executable)
+    env = measure.server_env(os.path.abspath(args.peers), args.python)
     servers = _pick_servers(args, env)
     if not servers:
         sys.exit("run.py: no server to run (install the peers: bench/run.sh does)")
