@@ -24,6 +24,7 @@ from krandog_asgi.http.request_head import (
     read_request_head,
 )
 from krandog_asgi.http.response import error_response
+from krandog_asgi.transport.eager import EAGER
 from krandog_asgi.transport.flow import WriteFlowControl
 
 if TYPE_CHECKING:
@@ -323,7 +324,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         cycle = self.starting
         if cycle is not None:
             self.starting = None
-            cycle.start(self.app, eager=True)
+            cycle.start(self.app, EAGER)
 
     def on_parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
         """The parser refused the input itself (a refusal by our rules is answered in

@@ -123,9 +123,9 @@ class RequestCycle(ResponseWriter):
         self.start_time: float  # set by start() when access logging is on
 
     def start(self, app: ASGIApp, eager: bool = False) -> None:
-        """Run the app. ``eager``: its first step now (the caller is outside any parser
-        callback and any other app), with a Task only if it suspends; else a Task (a pipelined
-        request, started from the previous one's ``send``)."""
+        """Run the app in a Task. ``eager`` (Python 3.12+, and only from outside any parser
+        callback and any other app): an eager Task, whose first step runs now; a pipelined
+        request, started from the previous one's ``send``, gets a plain Task."""
         protocol = self.protocol
         if protocol.state.access_log:
             self.start_time = protocol.loop.time()
