@@ -53,6 +53,9 @@ WORKLOADS = {
     )
 }
 IDLE_CONNS = 5000
+# wrk threads (run.py --wrk-threads): 1 fits one client core; more when the server has several
+# workers on several cores and one wrk thread would be the limit.
+WRK_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,8 @@ class Server:
 def _wrk_argv(workload: str, port: int, seconds: int) -> list[str]:
     url = f"http://127.0.0.1:{port}"
     conns = 16 if workload == "stream1m" else 64
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    argv += ["--timeout", "5s"]
     target = {
         "plaintext": [url + "/"],
         "json": [url + "/json"],

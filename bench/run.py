@@ -51,8 +51,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=sys.executable,
         help="interpreter for $PYTHON (krandog-asgi), e.g. a Python 3.12 or 3.13 venv's",
     )
-    parser.add_argument("--server-cpu", default="0")
-    parser.add_argument("--client-cpu", default="1")
+    parser.add_argument("--server-cpu", default="0", help="taskset CPU list, e.g. 0 or 0,1")
+    parser.add_argument("--client-cpu", default="1", help="taskset CPU list, e.g. 1 or 2,3")
+    parser.add_argument("--wrk-threads", type=int, default=1)
     return parser.parse_args(argv)
 
 
@@ -108,6 +109,7 @@ def _meta(args: argparse.Namespace, servers: list[measure.ServerSpec]) -> dict[s
         "cpus": os.cpu_count(),
         "server_cpu": args.server_cpu,
         "client_cpu": args.client_cpu,
+        "wrk_threads": args.wrk_threads,
         "rounds": args.rounds,
         "duration": args.duration,
         "warmup": args.warmup,
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(measure.WORKLOADS[w].family == "ws" for w in workloads):
         measure.build_wsbench()
     measure.raise_fd_limit()
+    measure.WRK_THREADS = args.wrk_threads
     label = args.label or time.strftime("%Y%m%d-%H%M%S")
     folder = os.path.join(HERE, "results", label)
     os.makedirs(os.path.join(folder, "logs"), exist_ok=True)
