@@ -291,7 +291,10 @@ def _render_header(header: Any) -> tuple[bytes, int]:
     if type(header) is tuple:
         if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
             _HEADER_CACHE.clear()
-        _HEADER_CACHE[header] = result
+        try:
+            _HEADER_CACHE[header] = result
+        except TypeError:  # a bytearray inside: not a key (and it may change), so not kept
+            pass
     return result
 
 

@@ -213,3 +213,11 @@ def test_body_under_content_length_is_logged_and_closes(caplog: pytest.LogCaptur
     assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhel"]
     assert writer.keep_alive is False
     assert "shorter than Content-Length" in caplog.text
+
+
+def test_a_tuple_header_with_a_bytearray_value_is_accepted() -> None:
+    """A (bytes, bytearray) tuple cannot be a cache key: it is rendered, not remembered."""
+    value = bytearray(b"fine")
+    for _ in range(2):
+        _, writes = respond(200, [CL5, (b"x-v", value)], [(b"hello", False)])
+        assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-v: fine\r\n\r\nhello"]
