@@ -10,6 +10,7 @@ needs lives in ``http/``: the head rules and scope (``request_head``), the ASGI 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, NoReturn, cast
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from krandog_asgi.asgi_types import Scope
     from krandog_asgi.process.state import ServerState
 
-__all__ = ["HTTPProtocol", "RequestCycle"]
+__all__ = ["HTTPProtocol", "RequestCycle", "Timer"]
 
 logger = logging.getLogger("krandog_asgi.error")
 
@@ -40,6 +41,19 @@ LINGER = 2.0  # seconds we keep draining input after an error answer before clos
 PIPELINE_LIMIT = 32
 # Bytes of one large read parsed at a time while it may still hold request heads.
 FEED_SLICE = 4096
+
+
+class Timer(enum.Enum):
+    """What the connection's one ``deadline`` counts, and so what its expiry does."""
+
+    NONE = 0
+    IDLE = 1  # keep-alive (or the first request's wait): close if still idle
+    HEADER = 2  # a request head, from its first byte: 408
+    BODY = 3  # a request body, from the end of its head: 408, or close once answered
+    LINGER = 4  # draining input after an error answer: close
+
+
+_NO_TIMER, _IDLE, _HEADER, _BODY, _LINGER = Timer
 
 
 # Header names most requests carry, by their usual spellings, to one shared lower-case bytes:
@@ -84,13 +98,15 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
     __slots__ = (
         "app",
         "backlog",
+        "body_paused_at",
         "body_seen",
+        "body_start",
         "client",
         "closed",
         "config",
+        "counted_ip",
         "cycle",
         "deadline",
-        "deadline_is_header",
         "discarding",
         "eof",
         "failed",
@@ -99,6 +115,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "head_bytes",
         "head_slack",
         "headers",
+        "idle",
         "loop",
         "parser",
         "parsing",
@@ -110,6 +127,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "server_addr",
         "starting",
         "state",
+        "timer",
         "transport",
         "trusted_peer",
         "upgrade",
@@ -121,6 +139,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.config = state.config
         self.app = state.app
         self.loop = state.loop
+        self.idle = state.admission.idle  # where this connection waits to be evicted, if idle
         self.cycle: RequestCycle | None = None  # the cycle whose response is being produced
         self.parsing: RequestCycle | None = None  # the cycle whose body is being parsed
         self.pipeline: deque[RequestCycle] = deque()
@@ -137,7 +156,11 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.gap = 0
         self.body_seen = False
         self.deadline = 0.0
-        self.deadline_is_header = False
+        self.timer = _NO_TIMER
+        # The body clock: when it started (moved on by the time reading was paused by us, which
+        # is not the client's doing), and since when it is paused (0.0: running).
+        self.body_start = 0.0
+        self.body_paused_at = 0.0
         self.read_paused = False
         WriteFlowControl.__init__(self)
         self.upgrade: tuple[Scope, bytes] | None = None
@@ -146,6 +169,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.eof = False  # the client half-closed: answer what is complete, then close
         self.failed: bytes | None = None  # an error answer waiting for the responses before it
         self.backlog = b""  # unparsed input held back while the pipeline is full
+        self.counted_ip: str | None = None  # the peer IP our admission counted, if any
         # A request whose head was parsed in this feed: its app starts once the parser has
         # returned (never inside a parser callback, where it could re-enter the parser).
         self.starting: RequestCycle | None = None
@@ -154,10 +178,15 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast("asyncio.Transport", transport)
-        self.state.connections.add(self)
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        ip = self.client[0] if self.client else None
+        if not self.state.admission.admit(self, ip, self.loop.time()):
+            self.discarding = True  # refused: not one byte of it is read
+            transport.close()
+            return
+        self.counted_ip = ip
         if isinstance(sock, tuple):
             self.server_addr: tuple[str, int | None] | None = (str(sock[0]), int(sock[1]))
         elif isinstance(sock, str) and sock:
@@ -177,7 +206,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.state.connections.discard(self)
+        state = self.state
+        state.connections.discard(self)
+        state.admission.idle.pop(self, None)
+        state.write_stalls.discard(self)
+        state.admission.release(self.counted_ip)
+        self.counted_ip = None
         for cycle in (self.cycle, self.parsing, *self.pipeline):
             if cycle is not None:
                 cycle.on_disconnect()
@@ -205,32 +239,60 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             cycle.wake()
         return True
 
+    def pause_writing(self) -> None:
+        WriteFlowControl.pause_writing(self)
+        if self.state.write_stall_timeout:
+            self.state.write_stalls.add(self)  # the tick watches it until writes flow again
+
+    def resume_writing(self) -> None:
+        self.state.write_stalls.discard(self)
+        WriteFlowControl.resume_writing(self)
+
+    def on_write_stall(self, stalled: float) -> None:
+        """The client took none of our bytes for ``--timeout-write-stall``: it is not reading,
+        and waiting for it would hold the connection and the app's task in ``drain`` forever."""
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+        logger.info("Closing the connection of %s: it took no data for %.1fs", client, stalled)
+        self.transport.abort()
+
     def pause_reading(self) -> None:
         if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
+            if self.timer is _BODY and not self.body_paused_at:
+                self.body_paused_at = self.loop.time()  # the client cannot send: not its time
+                self.deadline = 0.0
 
     def resume_reading(self) -> None:
         if self.read_paused and not self.closed:
             self.read_paused = False
             self.transport.resume_reading()
+            if self.body_paused_at:
+                now = self.loop.time()
+                self.body_start += now - self.body_paused_at
+                self.body_paused_at = 0.0
+                self.deadline = self.body_start + (self.config.timeout_request_body or 0.0)
 
     # -- timers (driven by ServerState.tick) ------------------------------------------------
 
     def set_keep_alive_deadline(self) -> None:
-        self.deadline_is_header = False
+        self.timer = _IDLE
         timeout = self.state.keep_alive_timeout
         self.deadline = self.loop.time() + timeout if timeout else 0.0
+        self.idle[self] = None  # evictable at the connection limit
 
     def on_deadline(self, now: float) -> None:
         self.deadline = 0.0
         if self.closed:
             return
+        timer = self.timer
         if self.discarding:
             self.transport.close()
-        elif self.deadline_is_header:
+        elif timer is _HEADER:
             logger.debug("Request header read timed out")
             self.send_error(408, "Request header read timeout")
+        elif timer is _BODY:
+            self.on_body_deadline(now)
         elif self.is_idle():
             self.transport.close()
 
@@ -238,7 +300,52 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         """Counted from the first byte of a request head, never reset until it is complete."""
         timeout = self.config.timeout_request_header
         self.deadline = self.loop.time() + timeout if timeout else 0.0
-        self.deadline_is_header = True
+        self.timer = _HEADER
+        self.idle.pop(self, None)
+
+    def start_body_deadline(self, cycle: RequestCycle) -> None:
+        """The body of ``cycle`` is due from now: the read that ended its head left it
+        incomplete, or we just sent its 100 Continue.
+
+        A per-read idle timer would be defeated by one byte a second: this is a deadline for
+        the whole body, ``--timeout-request-body`` from now, which each
+        ``--limit-request-body-rate`` bytes received extend by a second (a minimum rate once
+        the first timeout has passed). It stands still while we hold reading back."""
+        if (
+            self.parsing is not cycle
+            or cycle.expect_continue
+            or not self.config.timeout_request_body
+        ):
+            return
+        now = self.loop.time()
+        self.timer = _BODY
+        self.body_start = now
+        if self.read_paused:
+            self.body_paused_at = now
+            self.deadline = 0.0
+        else:
+            self.body_paused_at = 0.0
+            self.deadline = now + self.config.timeout_request_body
+
+    def on_body_deadline(self, now: float) -> None:
+        cycle = self.parsing
+        config = self.config
+        if cycle is None or not config.timeout_request_body:
+            return
+        due = self.body_start + config.timeout_request_body
+        if config.limit_request_body_rate:
+            due += cycle.received / config.limit_request_body_rate
+        if now < due:
+            self.deadline = due  # the bytes received so far bought this much more time
+            return
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+        logger.info(
+            "Request body read timed out after %.1fs (%d bytes) from %s",
+            now - self.body_start,
+            cycle.received,
+            client,
+        )
+        self.send_error(408, "Request body read timeout")
 
     def is_idle(self) -> bool:
         return self.cycle is None and not self.pipeline and self.head_bytes == 0
@@ -284,7 +391,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.feed_len = size = len(data)
         reading_head = self.reading_head
         if reading_head:
-            if self.head_bytes == 0 and not self.deadline_is_header:
+            if self.head_bytes == 0 and self.timer is not _HEADER:
                 self.start_header_deadline()
             self.head_bytes += size
         else:
@@ -306,7 +413,13 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             if self.head_bytes > self.config.limit_request_headers:
                 self.send_error(431, "Request header fields too large.")
                 return False
-        elif not reading_head:
+        else:
+            if self.timer is not _BODY and self.parsing is not None:
+                # A head ended in this read and its body did not: the body is due from now
+                # (with 100-continue, from our 100). Bodyless requests never get here.
+                self.start_body_deadline(self.parsing)
+            if reading_head:
+                return True
             if self.body_seen:
                 self.gap = 0
             else:
@@ -351,7 +464,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         raise error
 
     def on_url(self, url: bytes) -> None:
-        if not self.deadline_is_header and not self.pipeline and not self.read_paused:
+        if self.timer is not _HEADER and not self.pipeline and not self.read_paused:
             # A request that began in the read which ended the previous one: its header
             # deadline starts now, not at the next read. (Not while queued requests hold
             # reading back: the rest of this head waits on us, not on the client.)
@@ -374,7 +487,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.url = b""
         self.reading_head = False
         self.deadline = 0.0
-        self.deadline_is_header = False
+        self.timer = _NO_TIMER
         config = self.config
         state = self.state
         parser = self.parser
@@ -382,6 +495,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             if self.head_bytes + self.head_slack > config.limit_request_headers:
                 check_head_size(url, headers, config.limit_request_headers)
             scope, expect_continue, websocket = read_request_head(parser, url, headers, self)
+            scope["extensions"] = state.scope_extensions.copy()  # the pub/sub broker
         except RequestError as error:
             self.reject(error)
         if websocket:
@@ -418,6 +532,10 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.head_slack = self.feed_len
         if self.headers:
             self.headers = []  # a trailer section: never part of the next request
+        if self.timer is _BODY:
+            self.timer = _NO_TIMER
+            self.deadline = 0.0
+            self.body_paused_at = 0.0
         cycle = self.parsing
         if cycle is not None:
             self.parsing = None
@@ -444,8 +562,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         assert self.upgrade is not None
         scope, rest = self.upgrade
         self.upgrade = None
-        self.state.connections.discard(self)
-        protocol = WebSocketProtocol(self.state, scope, self.transport, self.client)
+        state = self.state
+        state.connections.discard(self)
+        state.admission.idle.pop(self, None)
+        state.write_stalls.discard(self)
+        protocol = WebSocketProtocol(state, scope, self.transport, self.client)
+        protocol.counted_ip, self.counted_ip = self.counted_ip, None
         self.transport.set_protocol(protocol)
         if self.read_paused:
             self.read_paused = False
@@ -460,7 +582,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         requests before it (pipelined) are still sent first, in order."""
         self.reading_head = False
         self.deadline = 0.0
-        self.deadline_is_header = False
+        self.timer = _NO_TIMER
+        self.body_paused_at = 0.0
         self.discarding = True
         if self.closed or self.transport.is_closing():
             return
@@ -495,7 +618,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if transport.can_write_eof():
             transport.write_eof()
             self.deadline = self.loop.time() + LINGER
-            self.deadline_is_header = False
+            self.timer = _LINGER
         else:
             transport.close()
             self.closed = True
@@ -536,11 +659,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.parsing is None
             and self.reading_head
             and self.head_bytes == 0
-            and not self.deadline_is_header  # a next request's head has begun
+            and self.timer is not _HEADER  # a next request's head has begun
         ):
             # Idle again: the keep-alive timer runs (set_keep_alive_deadline, inlined).
-            self.deadline_is_header = False
+            self.timer = _IDLE
             timeout = self.state.keep_alive_timeout
             self.deadline = self.loop.time() + timeout if timeout else 0.0
+            self.idle[self] = None
         if self.read_paused:
             self.resume_reading()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.http_client import Conn, assert_alive, get, post, statuses
+from tests.support.http_client import Conn, assert_alive, get, post, statuses, wait_events
 from tests.support.servers import RunningServer, module_server, raw_request
 
 
@@ -198,6 +198,20 @@ def test_body_limit_chunked_counts_the_total(small: RunningServer) -> None:
     assert statuses(raw) == [413]
 
 
+def test_body_limit_chunked_tells_the_reading_app_http_disconnect(small: RunningServer) -> None:
+    with Conn(small.port) as c:
+        c.send(
+            b"POST /wait-body?tag=lim-dc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        c.send(b"258\r\n" + b"x" * 600 + b"\r\n")
+        time.sleep(0.1)  # the app has read those 600 bytes
+        c.send(b"258\r\n" + b"x" * 600 + b"\r\n")
+        assert c.read_response().status == 413
+    (event,) = wait_events(small, "lim-dc", "body-wait")
+    assert event["message"] == "http.disconnect"
+    assert event["total"] == 600
+
+
 def test_body_limit_content_length_read_slowly(small: RunningServer) -> None:
     with Conn(small.port) as c:
         c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n")
@@ -205,11 +219,57 @@ def test_body_limit_content_length_read_slowly(small: RunningServer) -> None:
         assert c.read_response().status == 200
 
 
-def test_no_body_limit_by_default(http_app: RunningServer) -> None:
+def test_default_body_limit_lets_large_bodies_through(http_app: RunningServer) -> None:
     body = b"y" * (5 * 1024 * 1024)
     r = httpx.post(http_app.url + "/echo", content=body, timeout=20)
     assert r.status_code == 200
     assert len(r.content) == len(body)
+
+
+def test_default_body_limit_is_100_mib(http_app: RunningServer) -> None:
+    """Refused from the Content-Length alone: not one byte of the body is needed."""
+    limit = 100 * 1024 * 1024
+    with Conn(http_app.port) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (limit + 1))
+        assert c.read_response().status == 413
+    with Conn(http_app.port) as c:
+        c.send(b"POST /wait-body HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % limit)
+        c.send(b"x" * 65536)
+        assert c.closed_by_server(0.5) is False  # exactly at the limit: accepted, still reading
+
+
+def test_body_limit_with_expect_100_continue_answers_413_instead_of_100(
+    small: RunningServer,
+) -> None:
+    with Conn(small.port) as c:
+        c.send(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        resp = c.read_response()
+        assert resp.status == 413  # the first answer: no 100 Continue before it
+        assert c.closed_by_server(3)
+
+
+def test_body_limit_chunked_after_the_response_started_closes(small: RunningServer) -> None:
+    """Over the limit once the app has answered: nothing more can be said, so the connection
+    closes, and the app's receive gets http.disconnect."""
+    with Conn(small.port) as c:
+        c.send(
+            b"POST /answer-then-read?tag=lim-late HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        raw = b""
+        while b"started" not in raw:
+            assert c._fill(), raw
+            raw = c.buf
+        c.send(b"3e8\r\n" + b"x" * 1000 + b"\r\n")
+        c.send(b"1\r\nx\r\n")
+        rest = c.read_all(3)
+        assert c.eof
+        assert b"HTTP/1.1 413" not in raw + rest
+    (event,) = wait_events(small, "lim-late", "body-wait")
+    assert event["message"] == "http.disconnect"
 
 
 # -- header read timeout (slowloris) --------------------------------------------------------

@@ -493,7 +493,12 @@ def test_documented_defaults() -> None:
     assert config.limit_request_line == 8 * 1024
     assert config.limit_request_headers == 64 * 1024
     assert config.limit_request_fields == 100
-    assert config.limit_request_body is None
+    assert config.limit_request_body == 100 * 1024 * 1024
+    assert config.timeout_request_body == 30.0
+    assert config.limit_request_body_rate == 1024
+    assert config.timeout_write_stall == 30.0
+    assert config.limit_max_connections is None  # auto: from the open-file limit
+    assert config.limit_connections_per_ip is None
     assert config.timeout_request_header == 10.0
     assert config.timeout_keep_alive == 5.0
     assert config.limit_concurrency is None
@@ -517,6 +522,11 @@ def test_every_limit_has_a_flag() -> None:
             "--timeout-keep-alive", "2",
             "--limit-concurrency", "3",
             "--limit-max-requests", "4",
+            "--limit-max-connections", "50",
+            "--limit-connections-per-ip", "6",
+            "--timeout-write-stall", "7",
+            "--timeout-request-body", "9",
+            "--limit-request-body-rate", "2k",
             "--root-path", "/r",
             "--forwarded-allow-ips", "10.0.0.0/8",
             "--no-proxy-headers",
@@ -534,6 +544,11 @@ def test_every_limit_has_a_flag() -> None:
     assert options["timeout_keep_alive"] == 2.0
     assert options["limit_concurrency"] == 3
     assert options["limit_max_requests"] == 4
+    assert options["limit_max_connections"] == 50
+    assert options["limit_connections_per_ip"] == 6
+    assert options["timeout_write_stall"] == 7.0
+    assert options["timeout_request_body"] == 9.0
+    assert options["limit_request_body_rate"] == 2048
     assert options["root_path"] == "/r"
     assert options["forwarded_allow_ips"] == "10.0.0.0/8"
     assert options["proxy_headers"] is False

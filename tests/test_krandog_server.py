@@ -367,6 +367,37 @@ def test_http_body_limit(serve) -> None:
     assert r.status_code == 413
 
 
+def test_server_body_limits_bound_a_handler_that_reads_whole_bodies(serve) -> None:
+    """The krandog layer reads a whole body before calling the handler: the server's
+    --limit-request-body and --timeout-request-body bound it from outside (it sees them as
+    ASGI only: a 413 answered before the app runs, or http.disconnect)."""
+    server = serve(
+        "krandog_http:handler",
+        "--limit-request-body",
+        "1000",
+        "--timeout-request-body",
+        "1",
+    )
+    r = httpx.post(server.url + "/echo-body", content=b"x" * 5000)
+    assert r.status_code == 413
+    assert r.text == "Request body too large."  # the server's answer, not the handler's
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /echo-body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        sock.settimeout(0.2)
+        answer = b""
+        started = time.monotonic()
+        while not answer and time.monotonic() - started < 8:
+            sock.sendall(b"x")  # one byte every 0.2 s
+            try:
+                answer = sock.recv(4096)
+            except TimeoutError:
+                pass
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert time.monotonic() - started < 4
+    assert httpx.post(server.url + "/echo-body", content=b"ok").content == b"ok"
+    assert "Traceback" not in server.log
+
+
 def test_websocket_upgrade_to_http_only_handler_is_accepted(serve) -> None:
     """A handler that ignores WebSocket messages (returns None) still gets connections."""
     server = serve("krandog_http:handler")

@@ -244,14 +244,19 @@ def test_subprotocol_negotiation(ws_server: RunningServer) -> None:
     assert run(main()) == "superchat"
 
 
-def test_subprotocol_not_offered_is_refused(ws_server: RunningServer) -> None:
+def test_subprotocol_not_offered_closes_without_an_answer(ws_server: RunningServer) -> None:
+    """No client can take an upgrade to a subprotocol it did not offer (RFC 6455 §4.2.2): the
+    connection closes before any response, the app's error is logged, the server goes on."""
+
     async def main() -> None:
         async with connect(ws_server.ws_url + "/badproto", subprotocols=["chat"]):
             pass
 
-    with pytest.raises(websockets.InvalidStatus) as info:
+    with pytest.raises(websockets.InvalidMessage) as info:
         run(main())
-    assert info.value.response.status_code == 500
+    assert isinstance(info.value.__cause__, EOFError)
+    assert ws_server.wait_for_log("'not-offered' was not offered by the client")
+    assert httpx.get(ws_server.url + "/report").status_code == 200
 
 
 def test_send_with_both_text_and_bytes_is_refused(ws_server: RunningServer) -> None:

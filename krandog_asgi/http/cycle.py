@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +24,7 @@ from krandog_asgi.http.response import (
     ResponseWriter,
     error_response,
     escape_for_log,
+    status_line,
 )
 from krandog_asgi.transport.eager import start_eagerly
 
@@ -84,6 +86,8 @@ class Connection(Protocol):
 
     def on_cycle_done(self, cycle: RequestCycle) -> None: ...
 
+    def start_body_deadline(self, cycle: RequestCycle) -> None: ...
+
 
 class RequestCycle(ResponseWriter):
     """One request and its response: the ASGI ``receive``/``send`` pair for an ``http`` scope."""
@@ -112,7 +116,7 @@ class RequestCycle(ResponseWriter):
         self.expect_continue = expect_continue
         self.body: list[bytes] = []
         self.body_size = 0  # buffered, for flow control
-        self.received = 0  # in total, for --limit-request-body
+        self.received = 0  # in total, for --limit-request-body and the body deadline
         self.request_state = _BODY
         self.response_state = _START
         self.waiter: asyncio.Future[None] | None = None
@@ -128,7 +132,7 @@ class RequestCycle(ResponseWriter):
         request, started from the previous one's ``send``, gets a plain Task."""
         protocol = self.protocol
         if protocol.state.access_log:
-            self.start_time = protocol.loop.time()
+            self.start_time = time.perf_counter()
         if eager:
             self.task = start_eagerly(protocol.loop, self.run_asgi(app))
         else:
@@ -211,11 +215,10 @@ class RequestCycle(ResponseWriter):
     # -- request body (parser side) ---------------------------------------------------------
 
     def on_body(self, chunk: bytes) -> None:
+        self.received += len(chunk)
         limit = self.protocol.config.limit_request_body
-        if limit is not None:
-            self.received += len(chunk)
-            if self.received > limit:
-                raise RequestError(413, "Request body too large.")
+        if limit is not None and self.received > limit:
+            raise RequestError(413, "Request body too large.")
         if self.response_state is _DONE or self.request_state is _DISCONNECTED:
             return  # nobody will read it; keep parsing to reach the next request
         self.body.append(chunk)
@@ -246,6 +249,7 @@ class RequestCycle(ResponseWriter):
         if self.expect_continue and self.request_state is _BODY and self.response_state is _START:
             self.expect_continue = False
             self.transport.write(CONTINUE)
+            self.protocol.start_body_deadline(self)  # the client may send it from now on
         while self.request_state is not _DISCONNECTED and self.response_state is not _DONE:
             if self.body or self.request_state is _COMPLETE:
                 return self.take_body()
@@ -348,18 +352,42 @@ class RequestCycle(ResponseWriter):
         path = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("latin-1")
-        duration = (self.protocol.loop.time() - self.start_time) * 1000.0
+        # perf_counter, not loop.time(): uvloop's clock has millisecond steps, which made
+        # every fast request "0.0ms" or "1.0ms".
+        duration = (time.perf_counter() - self.start_time) * 1000.0
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %s %d %.1fms',
+            '%s - "%s %s HTTP/%s" %s %d %s',
             client_s,
             scope["method"],
             escape_for_log(path),
             scope["http_version"],
             # "-": cancelled or cut off before any response (shutdown, a client that left)
-            self.status or "-",
+            status_text(self.status) if self.status else "-",
             self.bytes_sent,
-            duration,
+            format_duration(duration),
         )
+
+
+_STATUS_TEXT: dict[int, str] = {}
+
+
+def status_text(status: int) -> str:
+    """``200 OK``, as the access log shows a status (uvicorn users read the phrase there)."""
+    text = _STATUS_TEXT.get(status)
+    if text is None:
+        text = _STATUS_TEXT[status] = status_line(status)[9:-2].decode("latin-1").rstrip()
+    return text
+
+
+def format_duration(ms: float) -> str:
+    """Three significant digits or more: ``0.183ms``, ``4.27ms``, ``52.1ms``, ``1503ms``."""
+    if ms < 1.0:
+        return f"{ms:.3f}ms"
+    if ms < 10.0:
+        return f"{ms:.2f}ms"
+    if ms < 100.0:
+        return f"{ms:.1f}ms"
+    return f"{ms:.0f}ms"
 
 
 def _unexpected(kind: object) -> str:

@@ -1,7 +1,8 @@
 """Per-process state shared by every connection, and the one timer that drives them all.
 
-A single periodic tick refreshes the cached ``Date`` header and fires connection deadlines
-(keep-alive, header read, WebSocket ping/close timers). That keeps per-connection memory
+A single periodic tick refreshes the cached ``Date`` header, fires connection deadlines
+(keep-alive, header and body read, WebSocket ping/close timers) and cuts HTTP connections whose
+client stopped taking our bytes (``--timeout-write-stall``). That keeps per-connection memory
 small: no ``TimerHandle`` per connection, only a float.
 """
 
@@ -9,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 
 from krandog_asgi.config import Config
+from krandog_asgi.process.admission import Admission
 
 if TYPE_CHECKING:
     from krandog_asgi.asgi_types import ASGIApp
 
-__all__ = ["Connection", "ServerState"]
+__all__ = ["Connection", "ServerState", "WriteStall"]
 
 logger = logging.getLogger("krandog_asgi.error")
 access_logger = logging.getLogger("krandog_asgi.access")
@@ -36,11 +39,20 @@ class Connection(Protocol):
     def is_idle(self) -> bool: ...
 
 
+class WriteStall(Protocol):
+    """A connection whose writes are paused, watched by the tick until they flow again."""
+
+    def write_stalled_for(self, now: float) -> float: ...
+
+    def on_write_stall(self, stalled: float) -> None: ...
+
+
 class ServerState:
     """Everything a protocol instance reads from its server; one per worker process."""
 
     __slots__ = (
         "access_log",
+        "admission",
         "app",
         "config",
         "connections",
@@ -51,13 +63,17 @@ class ServerState:
         "keep_alive_timeout",
         "lifespan_state",
         "loop",
+        "max_requests",
         "on_limit_reached",
         "pending_heads",
+        "scope_extensions",
         "shutting_down",
         "static_headers",
         "tick_handle",
         "tick_interval",
         "total_requests",
+        "write_stall_timeout",
+        "write_stalls",
     )
 
     def __init__(self, config: Config, app: ASGIApp, loop: asyncio.AbstractEventLoop) -> None:
@@ -65,10 +81,16 @@ class ServerState:
         self.app = app
         self.loop = loop
         self.connections: set[Connection] = set()
+        self.admission = Admission(config, self.connections)
+        # HTTP connections whose transport paused writing; WebSocket ones use their deadline.
+        self.write_stalls: set[WriteStall] = set()
+        self.write_stall_timeout = config.timeout_write_stall or 0.0
         # Running ASGI tasks (HTTP cycles and WebSocket sessions), for graceful shutdown.
         self.cycles: set[Any] = set()
         self.total_requests = 0
         self.lifespan_state: dict[str, Any] = {}
+        # Server extensions every HTTP and WebSocket scope carries (the pub/sub broker).
+        self.scope_extensions: dict[str, Any] = {}
         self.shutting_down = False
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.keep_alive = config.timeout_keep_alive > 0
@@ -76,6 +98,14 @@ class ServerState:
         # sent its first request yet gets the header deadline instead.
         self.keep_alive_timeout = config.timeout_keep_alive or config.timeout_request_header
         self.on_limit_reached: Any = None
+        # --limit-max-requests plus this worker's own random share of the jitter, so that
+        # workers started together do not all restart together.
+        limit = config.limit_max_requests
+        self.max_requests: int | None = (
+            None
+            if limit is None
+            else limit + random.randint(0, max(0, config.limit_max_requests_jitter))
+        )
         # Responses whose head waits for their first body chunk; flushed once per loop iteration
         # so that an app which awaits between start and body still shows its status promptly.
         self.pending_heads: list[Any] = []
@@ -94,6 +124,8 @@ class ServerState:
                 config.ws_ping_interval,
                 config.ws_ping_timeout,
                 config.ws_close_timeout,
+                config.timeout_write_stall,
+                config.timeout_request_body,
             )
             if t
         ]
@@ -128,7 +160,20 @@ class ServerState:
                     conn.on_deadline(now)
                 except Exception:
                     logger.exception("Error in connection timer")
+        if self.write_stalls:
+            self.check_write_stalls(now)
         self.tick_handle = self.loop.call_later(self.tick_interval, self.tick)
+
+    def check_write_stalls(self, now: float) -> None:
+        limit = self.write_stall_timeout
+        for conn in list(self.write_stalls):
+            stalled = conn.write_stalled_for(now)
+            if stalled >= limit:
+                self.write_stalls.discard(conn)
+                try:
+                    conn.on_write_stall(stalled)
+                except Exception:
+                    logger.exception("Error in connection timer")
 
     def flush_heads(self) -> None:
         pending, self.pending_heads = self.pending_heads, []
@@ -138,7 +183,7 @@ class ServerState:
 
     def count_request(self) -> None:
         """Called after ``total_requests`` grew, only while a request limit is being watched."""
-        limit = self.config.limit_max_requests
+        limit = self.max_requests
         if limit is not None and self.total_requests >= limit and self.on_limit_reached:
             callback, self.on_limit_reached = self.on_limit_reached, None
             callback()

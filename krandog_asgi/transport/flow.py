@@ -2,33 +2,87 @@
 
 asyncio calls ``pause_writing`` when a transport's buffer passes its high-water mark; ``send``
 paths then ``await drain()`` so that a slow reader cannot make the server buffer without bound.
+While paused, the protocol also remembers since when the peer has taken none of our bytes
+(``write_stalled_for``): a peer that stops reading must not hold a connection, and the task
+waiting in ``drain``, forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 
-__all__ = ["WriteFlowControl"]
+try:
+    import fcntl
+    import termios
+
+    # SIOCOUTQ on Linux (same number): bytes of a TCP socket not yet acknowledged by the peer.
+    _OUTQ: int | None = termios.TIOCOUTQ if hasattr(termios, "TIOCOUTQ") else None
+except ImportError:  # pragma: no cover - Windows
+    _OUTQ = None
+
+__all__ = ["WriteFlowControl", "unacknowledged"]
+
+_INT = struct.Struct("i")
+_ZERO = bytes(4)
+
+
+def unacknowledged(transport: asyncio.BaseTransport) -> int:
+    """Bytes we wrote that the peer has not acknowledged: the transport's buffer plus, on Linux,
+    the kernel's send queue. The kernel wakes a writer only once half its (autotuned, often
+    megabytes) buffer is free, so a peer that reads slowly would look stalled for a long time
+    by the transport's buffer alone."""
+    size = transport.get_write_buffer_size()  # type: ignore[attr-defined]
+    if _OUTQ is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                size += _INT.unpack(fcntl.ioctl(sock.fileno(), _OUTQ, _ZERO))[0]
+            except (OSError, ValueError):
+                pass  # closed, or not a socket (a pipe in a test)
+    return int(size)
 
 
 class WriteFlowControl:
-    """Mixin for ``asyncio.Protocol`` classes, which provide ``loop`` and ``closed``."""
+    """Mixin for ``asyncio.Protocol`` classes, which provide ``loop``, ``closed`` and
+    ``transport``."""
 
-    __slots__ = ("drain_waiter", "write_paused")
+    __slots__ = ("drain_waiter", "stall_mark", "stalled_since", "write_paused")
 
     loop: asyncio.AbstractEventLoop
     closed: bool
+    transport: asyncio.Transport
 
     def __init__(self) -> None:
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
+        # While paused: when the bytes in flight last shrank, and their fewest since then.
+        self.stalled_since = 0.0
+        self.stall_mark = 0
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.stalled_since = self.loop.time()
+        self.stall_mark = unacknowledged(self.transport)
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.stalled_since = 0.0
         self.release_drain()
+
+    def write_stalled_for(self, now: float) -> float:
+        """Seconds the peer has acknowledged none of our bytes while writes are paused; 0.0
+        while they flow.
+
+        Any byte the peer takes restarts the count: this bounds a peer that reads nothing, not
+        a slow one (whose pace the transport's flow control already sets)."""
+        if not self.write_paused:
+            return 0.0
+        size = unacknowledged(self.transport)
+        if size < self.stall_mark:
+            self.stall_mark = size
+            self.stalled_since = now
+        return now - self.stalled_since
 
     def release_drain(self) -> None:
         """Wake a task waiting in ``drain`` (also called when the connection is lost)."""

@@ -92,6 +92,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         "stall_deadline",
         "transport",
         "waiter",
+        "write_stall_timeout",
     )
 
     def __init__(
@@ -103,6 +104,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         ping_interval: float | None,
         ping_timeout: float | None,
         close_timeout: float,
+        write_stall_timeout: float | None = None,
     ) -> None:
         self.loop = loop
         self.is_server = is_server
@@ -110,6 +112,13 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         self.ping_interval = ping_interval or 0.0
         self.ping_timeout = ping_timeout or 0.0
         self.close_timeout = close_timeout
+        # A peer that takes none of our bytes this long is cut off. None: one keepalive period
+        # (while we cannot write we do not read either, so keepalive cannot see the peer); 0:
+        # never.
+        if write_stall_timeout is None:
+            both = self.ping_interval and self.ping_timeout
+            write_stall_timeout = self.ping_interval + self.ping_timeout if both else 0.0
+        self.write_stall_timeout = write_stall_timeout
         self.conn: Connection | None = None
         self.inbox: deque[Any] | None = None  # created on first use: idle connections stay small
         self.waiter: asyncio.Future[Any] | None = None
@@ -263,18 +272,15 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         self.wake(END)
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        # While we cannot write, we do not read either (below), so keepalive cannot see the
-        # peer: a peer that takes none of our bytes for a whole keepalive period is gone.
-        if self.ping_interval and self.ping_timeout:
-            self.stall_deadline = self.loop.time() + self.ping_interval + self.ping_timeout
+        WriteFlowControl.pause_writing(self)
+        if self.write_stall_timeout:
+            self.stall_deadline = self.stalled_since + self.write_stall_timeout
             self.update_deadline()
         self.update_reading()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
+        WriteFlowControl.resume_writing(self)
         self.stall_deadline = 0.0
-        self.release_drain()
         self.update_reading()
 
     def update_reading(self) -> None:
@@ -508,9 +514,24 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
             self.finish_peer_ending()
             self.wake(END)
         if self.stall_deadline and now >= self.stall_deadline:
-            logger.debug("WebSocket peer took none of our data for a keepalive period")
-            self.abort(CloseCode.INTERNAL_ERROR, "peer stopped reading")
-            return
+            limit = self.write_stall_timeout
+            stalled = self.write_stalled_for(now)
+            if stalled >= limit:
+                logger.log(
+                    logging.INFO if self.is_server else logging.DEBUG,
+                    "Closing WebSocket %r: the peer took none of our data for %.1fs",
+                    self,
+                    stalled,
+                )
+                self.abort(CloseCode.INTERNAL_ERROR, "peer stopped reading")
+                return
+            # Not yet: look again a quarter of the timeout on (the count restarted when a look
+            # found fewer bytes in flight), so a peer is cut at most 1.25 timeouts after its
+            # last byte taken.
+            if self.write_paused:
+                self.stall_deadline = min(self.stalled_since + limit, now + limit / 4)
+            else:
+                self.stall_deadline = 0.0
         if self.pong_deadline and now >= self.pong_deadline:
             logger.debug("WebSocket keepalive ping timed out")
             self.end(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")

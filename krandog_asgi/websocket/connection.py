@@ -196,6 +196,8 @@ class Connection:
 
     __slots__ = (
         "buf",
+        "bytes_in",
+        "bytes_out",
         "close_rcvd",
         "closing",
         "deflate",
@@ -239,6 +241,9 @@ class Connection:
         self.deflate = deflate
         self.mask_key = (mask_key or _mask_keys) if side is Side.CLIENT else None
         self.buf = b""  # an incomplete frame header or control frame
+        # Wire bytes both ways, frames included: the access log's line for a closed connection.
+        self.bytes_in = 0
+        self.bytes_out = 0
         self.closing = OPEN
         self.close_rcvd: CloseReceived | None = None  # the peer's close frame, once it came
         # the frame being read (frame_remaining < 0: between frames)
@@ -276,6 +281,7 @@ class Connection:
         stays in ``buf`` until the next call, so a consumer that falls behind can stop the
         intake without the bytes of one large read all turning into queued messages.
         """
+        self.bytes_in += len(data)
         if not self.closing.reading:
             return []  # the peer's close frame or protocol error was the last thing we read
         if self.buf:
@@ -481,17 +487,23 @@ class Connection:
         if n >= WRITEV_MIN and self.writev is not None:
             first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
             if mask is None:
-                self.writev((frame_header(first, n), payload))
+                header = frame_header(first, n)
+                self.writev((header, payload))
             else:
-                self.writev((frame_header(first, n, True) + mask, apply_mask(payload, mask)))
+                header = frame_header(first, n, True) + mask
+                self.writev((header, apply_mask(payload, mask)))
+            self.bytes_out += len(header) + n
             return
-        self.write(build_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask))
+        frame = build_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
+        self.bytes_out += len(frame)
+        self.write(frame)
 
     def send_frame(self, frame: bytes) -> None:
         """Send a data frame built beforehand with ``build_frame`` (the same bytes may go to
         many connections: a broadcast); refused once our close frame is out."""
         if self.closing.close_sent:
             raise InvalidState("the connection is closing")
+        self.bytes_out += len(frame)
         self.write(frame)
 
     def send_text(self, text: str, fragment_size: int | None = None) -> None:

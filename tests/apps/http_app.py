@@ -375,6 +375,24 @@ async def h_wait_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await respond(send, str(total).encode())
 
 
+async def h_answer_then_read(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Start a streamed response first, then read the body; record how the body ended."""
+    tag = q(scope, "tag")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            record("body-wait", tag=tag, message="http.disconnect", total=total)
+            return
+        total += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    record("body-wait", tag=tag, message="complete", total=total)
+    await send({"type": "http.response.body", "body": str(total).encode()})
+
+
 async def h_stream_forever(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Stream until send fails; record the exception."""
     tag = q(scope, "tag")
@@ -507,6 +525,7 @@ ROUTES = {
     "/wait-disconnect": h_wait_disconnect,
     "/wait-body": h_wait_body,
     "/stream-forever": h_stream_forever,
+    "/answer-then-read": h_answer_then_read,
     "/big": h_big,
     "/progress": h_progress,
     "/slow-reader": h_slow_reader,

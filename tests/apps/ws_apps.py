@@ -12,6 +12,7 @@
 /sender         only sends, every 50 ms; records how it ended
 /hoard          accepts and never receives (receive queue fills up)
 /flood          sends 200 x 256 KiB without reading; records how many sends completed
+/stream         sends 256 KiB messages until a send fails; records how it ended
 /early          a task calls receive() before the accept; it must get the first message
 /deny101        a denial response with status 101 (invalid: the server answers 500)
 /report         HTTP: JSON of what the sender/flood apps recorded
@@ -128,6 +129,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if path == "/hoard":
         await asyncio.sleep(3600)
+    if path == "/stream":
+        RECORD["stream"] = "running"
+        chunk = b"s" * 262144
+        try:
+            for _ in range(100_000):
+                await send({"type": "websocket.send", "bytes": chunk})
+        except OSError as exc:
+            RECORD["stream"] = f"send raised {type(exc).__name__}"
+        return
     if path == "/flood":
         RECORD["flood"] = 0
         chunk = b"x" * 262144

@@ -368,3 +368,46 @@ def test_ping_interval_zero_sends_no_keepalive_pings() -> None:
         assert not io.deadline
 
     fake_clock(main)
+
+
+def test_write_stall_timeout_closes_a_peer_that_takes_nothing() -> None:
+    async def main(loop: FakeClockLoop) -> None:
+        io, transport = make(ping_interval=20, ping_timeout=20)
+        io.write_stall_timeout = 1.0  # what the server passes from --timeout-write-stall
+        transport.write_buffer = 100_000
+        io.pause_writing()
+        await elapse(loop, io, 0.9)
+        assert not transport.closing
+        await elapse(loop, io, 0.2)
+        assert transport.aborted
+        assert io.end_code == 1011
+
+    fake_clock(main)
+
+
+def test_write_stall_spares_a_peer_that_takes_some_bytes() -> None:
+    async def main(loop: FakeClockLoop) -> None:
+        io, transport = make()
+        io.write_stall_timeout = 1.0
+        transport.write_buffer = 100_000
+        io.pause_writing()
+        for _ in range(6):
+            await elapse(loop, io, 0.8)
+            transport.write_buffer -= 100
+        assert not transport.closing
+        # And now nothing more: cut within 1.25 timeouts (progress is looked for each quarter).
+        await elapse(loop, io, 1.3)
+        assert transport.aborted
+
+    fake_clock(main)
+
+
+def test_write_stall_timeout_zero_never_closes() -> None:
+    async def main(loop: FakeClockLoop) -> None:
+        io, transport = make(ping_interval=1, ping_timeout=1)
+        io.write_stall_timeout = 0.0
+        io.pause_writing()
+        await elapse(loop, io, 10)
+        assert not transport.closing
+
+    fake_clock(main)

@@ -1,0 +1,1 @@
+"""Other projects' own server test suites, run against our server (not collected by pytest)."""

@@ -1,0 +1,106 @@
+"""Server-sent events with sse-starlette: events reach the client as they are produced, a
+client that goes away cancels the generator, and a graceful shutdown ends an endless stream."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import struct
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.http_client import get
+from tests.support.servers import RunningServer, module_server, start_server, wait_until
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningServer]:
+    with module_server("starlette_extras:app") as srv:
+        yield srv
+
+
+def parse_events(text: str) -> list[dict[str, str]]:
+    """The fields of each event (``data`` lines joined with newlines); comments dropped."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        event: dict[str, str] = {}
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            event[name] = event[name] + "\n" + value if name in event else value
+        if event:
+            events.append(event)
+    return events
+
+
+def seen(server: RunningServer) -> list[str]:
+    return list(httpx.get(server.url + "/sse-seen").json())
+
+
+def drain(lines: Iterator[str], deadline: float) -> None:
+    for _ in lines:
+        assert time.monotonic() < deadline
+
+
+def test_sse_event_stream_fields(server: RunningServer) -> None:
+    with httpx.stream("GET", server.url + "/sse") as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers.get("transfer-encoding") == "chunked"
+        assert "content-length" not in r.headers
+        text = r.read().decode()
+    assert parse_events(text) == [
+        {"id": "0", "event": "tick", "data": "tick 0"},
+        {"id": "1", "event": "tick", "data": "tick 1"},
+        {"id": "2", "event": "tick", "data": "tick 2"},
+        {"event": "multi", "data": "line one\nline two"},
+        {"event": "end", "data": "bye"},
+    ]
+
+
+def test_sse_events_arrive_before_the_stream_ends(server: RunningServer) -> None:
+    with httpx.stream("GET", server.url + "/sse-endless?tag=live") as r:
+        lines = r.iter_lines()
+        first = [next(lines) for _ in range(2)]
+    assert first == ["id: 0", "data: live 0"]
+    assert wait_until(lambda: "cancelled:live" in seen(server))
+
+
+def test_sse_client_close_cancels_generator(server: RunningServer) -> None:
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(get("/sse-endless?tag=closed", extra="Accept: text/event-stream\r\n"))
+    assert b"closed 0" in sock.recv(65536)
+    sock.close()
+    assert wait_until(lambda: "cancelled:closed" in seen(server))
+
+
+def test_sse_client_reset_cancels_generator(server: RunningServer) -> None:
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(get("/sse-endless?tag=reset"))
+    assert b"reset 0" in sock.recv(65536)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # RST instead of FIN
+    assert wait_until(lambda: "cancelled:reset" in seen(server))
+    assert httpx.get(server.url + "/sse").status_code == 200
+
+
+def test_sse_endless_stream_ends_at_graceful_shutdown_deadline() -> None:
+    server = start_server("starlette_extras:app", "--timeout-graceful-shutdown", "1")
+    try:
+        with httpx.stream("GET", server.url + "/sse-endless?tag=shutdown") as r:
+            lines = r.iter_lines()
+            assert next(lines) == "id: 0"
+            started = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            # The stream goes on until the deadline; then the server cuts it mid-body.
+            with pytest.raises(httpx.RemoteProtocolError):
+                drain(lines, started + 8)
+        assert server.proc.wait(8) == 0
+    finally:
+        server.stop()
+    assert server.wait_for_log("sse generator cancelled: shutdown")
