@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -94,7 +95,7 @@ def _meta(args: argparse.Namespace, servers: list[measure.ServerSpec]) -> dict[s
         in {"uvicorn", "granian", "socketify", "hypercorn", "websockets", "uvloop", "httptools"}
     ]
     return {
-        "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "bench/run.py", *sys.argv[1:]]),
         "note": args.note,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "commit": _git("rev-parse", "--short", "HEAD"),
