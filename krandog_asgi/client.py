@@ -6,8 +6,8 @@
 * asyncio API: ``async with connect(url) as ws:`` then ``await ws.send()``, ``await ws.recv()``,
   ``async for message in ws``, ``await ws.ping()``, ``await ws.close()``.
 
-Both run on the server's sans-I/O core (``wsconn``) and asyncio glue (``ws_io``); nothing here
-depends on another WebSocket library.
+Both run on the server's sans-I/O core (``websocket/``) and asyncio glue
+(``transport.websocket_io``); nothing here depends on another WebSocket library.
 """
 
 from __future__ import annotations

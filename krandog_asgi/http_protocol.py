@@ -26,7 +26,7 @@ from krandog_asgi.http.request_head import (
 )
 from krandog_asgi.http.response import error_response
 from krandog_asgi.transport.eager import EAGER
-from krandog_asgi.transport.flow import WriteFlowControl
+from krandog_asgi.transport.flow import WriteFlowControl, abort_dropping_unsent
 
 if TYPE_CHECKING:
     from krandog_asgi.asgi_types import Scope
@@ -253,7 +253,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         and waiting for it would hold the connection and the app's task in ``drain`` forever."""
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         logger.info("Closing the connection of %s: it took no data for %.1fs", client, stalled)
-        self.transport.abort()
+        abort_dropping_unsent(self.transport)
 
     def pause_reading(self) -> None:
         if not self.read_paused:

@@ -1,7 +1,7 @@
 """HTTP/1.1 message framing and semantics over real sockets (RFC 9110 / RFC 9112).
 
-Raw sockets everywhere framing matters; the response parser in ``http_helpers`` is strict, so
-a stray byte or a wrong length fails the test.
+Raw sockets everywhere framing matters; the response parser in ``tests.support.http_client`` is
+strict, so a stray byte or a wrong length fails the test.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from krandog_asgi.http.response import (
 )
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.state import ServerState
+from tests.support.fuzzing import split
 
 # -- proxy.apply_proxy_headers ----------------------------------------------------------------
 
@@ -420,16 +421,6 @@ request_strategy = st.one_of(
     st.just(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"),
     st.just(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n"),
 )
-
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    pieces, last = [], 0
-    for p in points:
-        pieces.append(data[last:p])
-        last = p
-    pieces.append(data[last:])
-    return [p for p in pieces if p]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

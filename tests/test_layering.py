@@ -8,6 +8,12 @@ that ``docs/architecture.md`` draws.
 - ``wsclient`` and ``client`` never import the server side.
 - ``pubsub`` (the broker) imports only itself, the standard library and redis-py.
 - ``http.request_head`` and ``http.response`` import no I/O module at run time.
+- ``transport`` (the asyncio glue) imports only itself and the core.
+- ``_abnf``, ``_cliparse``, ``asgi_types`` and ``flags`` are leaves: the standard library only.
+- No subpackage imports a public face (``server``, ``http_protocol``, ``ws_protocol``, ``cli``,
+  ``client``; ``compat`` only for ``process.loader``, which wraps krandog handlers with it).
+- Third-party imports are the runtime dependencies and the optional extras, and importing the
+  server, the CLI or the broker loads none of the optional ones.
 - No import cycle anywhere in the package.
 """
 
@@ -164,6 +170,77 @@ def test_pubsub_is_its_own_layer(name: str) -> None:
         assert in_layer(target, "krandog_asgi.pubsub"), f"{name} imports {target}"
 
 
+LEAVES = (
+    "krandog_asgi._abnf",
+    "krandog_asgi._cliparse",
+    "krandog_asgi.asgi_types",
+    "krandog_asgi.flags",
+)
+
+
+@pytest.mark.parametrize("name", LEAVES)
+def test_leaf_modules_import_only_the_standard_library(name: str) -> None:
+    """The grammar, the CLI parser base, the ASGI types and the flag spellings are shared by
+    every layer (``_cliparse`` by the client too): importing anything of ours would tie them."""
+    external = external_roots(name)
+    assert external <= STDLIB, f"{name} imports third-party {external - STDLIB}"
+    assert internal_imports(name) == set(), f"{name} imports {internal_imports(name)}"
+
+
+FACES = frozenset(
+    {
+        "krandog_asgi.server",
+        "krandog_asgi.http_protocol",
+        "krandog_asgi.ws_protocol",
+        "krandog_asgi.cli",
+        "krandog_asgi.client",
+        "krandog_asgi.compat",
+    }
+)
+IN_SUBPACKAGES = [m for m, path in MODULES.items() if path.parent != PACKAGE]
+
+
+def test_every_subpackage_is_under_a_rule() -> None:
+    """A new subpackage must get its layer rule here (and its place in docs/architecture.md)."""
+    subpackages = {m.split(".")[1] for m in IN_SUBPACKAGES}
+    ruled = {"websocket", "krandog", "wsclient", "http", "transport", "pubsub", "process"}
+    assert subpackages == ruled
+
+
+@pytest.mark.parametrize("name", IN_SUBPACKAGES)
+def test_no_subpackage_imports_a_public_face(name: str) -> None:
+    """The faces at the top are thin and sit above the layers; a layer that imports one would
+    drag the server into whatever imports that layer."""
+    allowed = {"krandog_asgi.compat"} if name == "krandog_asgi.process.loader" else set()
+    upward = internal_imports(name) & FACES - allowed
+    assert not upward, f"{name} imports the public face(s) {sorted(upward)}"
+
+
+# uvloop and httptools are the runtime dependencies; the rest are extras (reload, redis) or,
+# for yaml, what a user who passes a .yaml --log-config brings.
+THIRD_PARTY = frozenset({"uvloop", "httptools", "redis", "watchfiles", "yaml"})
+OPTIONAL = ("redis", "watchfiles", "yaml", "dotenv")
+
+
+def test_third_party_imports_are_the_dependencies_and_extras() -> None:
+    found = {m: external_roots(m) - STDLIB for m in MODULES}
+    extra = {m: roots - THIRD_PARTY for m, roots in found.items() if roots - THIRD_PARTY}
+    assert extra == {}
+
+
+def test_optional_extras_are_imported_only_when_used() -> None:
+    """A plain install (no redis, no watchfiles) must start: the server, the CLI and the broker
+    load an extra only when an option asks for it."""
+    code = (
+        "import sys\n"
+        "import krandog_asgi, krandog_asgi.server, krandog_asgi.cli, krandog_asgi.pubsub\n"
+        "import krandog_asgi.process.supervisor, krandog_asgi.process.logs, krandog_asgi.client\n"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL!r})\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """A cycle of ``graph`` as a path (first == last), or None; iterative DFS."""
     colour: dict[str, int] = {}
@@ -199,7 +276,7 @@ def test_find_cycle_finds_one() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_core_and_client_import_without_the_server_at_run_time() -> None:
+def test_core_client_broker_and_krandog_import_without_the_server_at_run_time() -> None:
     """The rules above read the source; this checks what importing really loads."""
     code = (
         "import sys\n"
@@ -209,6 +286,11 @@ def test_core_and_client_import_without_the_server_at_run_time() -> None:
         "import krandog_asgi.client\n"
         "server = sorted(m for m in sys.modules if m.startswith(('krandog_asgi.server',"
         " 'krandog_asgi.http_protocol', 'krandog_asgi.ws_protocol', 'krandog_asgi.process')))\n"
+        "assert not server, server\n"
+        "import krandog_asgi.pubsub, krandog_asgi.compat\n"
+        "server = sorted(m for m in sys.modules if m.startswith(('krandog_asgi.server',"
+        " 'krandog_asgi.http_protocol', 'krandog_asgi.ws_protocol', 'krandog_asgi.process',"
+        " 'krandog_asgi.config', 'krandog_asgi.http.')))\n"
         "assert not server, server\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)

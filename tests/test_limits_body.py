@@ -106,8 +106,9 @@ def test_once_the_app_answered_a_trickled_body_closes_the_connection(
 
 
 def test_a_steady_upload_outlives_the_timeout(server: RunningServer) -> None:
-    """3000 bytes/s against a rate of 1000: every second sent buys three; 3 s in all."""
-    size = 9000
+    """10,000 bytes/s against a rate of 1000 for 3 s: each 0.1 s of sending buys a second, so
+    the upload outlives the 1 s timeout even when a busy machine delays a send by a second."""
+    size = 30_000
     with Conn(server.port) as conn:
         conn.send(head("/wait-body?tag=steady", size))
         for _ in range(30):
@@ -115,7 +116,7 @@ def test_a_steady_upload_outlives_the_timeout(server: RunningServer) -> None:
             conn.send(b"x" * (size // 30))
         resp = conn.read_response()
         assert resp.status == 200
-        assert resp.body == b"9000"
+        assert resp.body == b"30000"
 
 
 def test_time_the_app_takes_to_read_does_not_count(serve) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.certs import Certificates
 from tests.support.http_client import assert_alive, get, wait_events
@@ -42,6 +44,71 @@ def cut_off(sock: socket.socket, timeout: float = 10.0) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def read_until_closed(sock: socket.socket) -> str:
+    """How the connection ended for a client reading all it can: "reset" or "eof"."""
+    sock.settimeout(5)
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except ConnectionResetError:
+        return "reset"
+    return "eof"
+
+
+PROC_NET_TCP = Path("/proc/net/tcp")
+FIN_WAIT1 = 0x04
+
+
+def server_end(server_port: int, client: socket.socket) -> tuple[int, int] | None:
+    """The server's end of ``client``'s connection as the kernel lists it in /proc/net/tcp:
+    (state, bytes in its send queue), or None once the kernel holds nothing of it."""
+    client_port = client.getsockname()[1]
+    for line in PROC_NET_TCP.read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
+        if int(local.split(":")[1], 16) == server_port and (
+            int(remote.split(":")[1], 16) == client_port
+        ):
+            return int(state, 16), int(queues.split(":")[0], 16)
+    return None
+
+
+def assert_reset_and_freed(server_port: int, sock: socket.socket) -> None:
+    """The stall close was a reset: the server's socket is gone at once, not left in FIN-WAIT-1
+    holding the bytes the client never read, and the client's next read sees the reset."""
+    assert wait_until(lambda: server_end(server_port, sock) is None, timeout=5.0), (
+        f"the server's end is still {server_end(server_port, sock)} (state, send queue)"
+    )
+    assert read_until_closed(sock) == "reset"
+
+
+@pytest.mark.skipif(not PROC_NET_TCP.exists(), reason="needs Linux's /proc/net/tcp")
+def test_http_write_stall_close_resets_and_frees_the_unsent_bytes(serve) -> None:
+    server = serve("http_app:app", "--timeout-write-stall", str(STALL))
+    sock = non_reading_socket(server.port)
+    sock.sendall(get("/stream-forever?tag=reset"))
+    assert wait_until(lambda: (server_end(server.port, sock) or (0, 0))[1] > 0), (
+        "the server's send queue never filled"
+    )
+    assert server.wait_for_log(r"took no data for \d", timeout=BOUND), server.log
+    assert_reset_and_freed(server.port, sock)
+    sock.close()
+    assert_alive(server)
+
+
+@pytest.mark.skipif(not PROC_NET_TCP.exists(), reason="needs Linux's /proc/net/tcp")
+def test_websocket_write_stall_close_resets_and_frees_the_unsent_bytes(serve) -> None:
+    server = serve(
+        "ws_apps:app", "--timeout-write-stall", str(STALL), "--timeout-graceful-shutdown", "1"
+    )
+    sock = non_reading_socket(server.port)
+    sock.sendall(UPGRADE.replace(b"/echo", b"/stream"))
+    assert server.wait_for_log(r"Closing WebSocket .* took none of our data", timeout=BOUND)
+    assert_reset_and_freed(server.port, sock)
+    sock.close()
+    assert httpx.get(server.url + "/report").status_code == 200  # still serving
 
 
 def test_http_client_that_reads_nothing_is_cut_off(serve) -> None:

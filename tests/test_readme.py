@@ -145,12 +145,24 @@ def test_a_missing_chromium_is_a_skip_named_in_the_summary(tmp_path: Path) -> No
     assert re.search(r"\d+ skipped", summary.splitlines()[-1])
 
 
-@pytest.mark.parametrize("doc", USER_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_docs_point_only_inside_the_repository(doc: Path) -> None:
-    text = doc.read_text()
-    assert not re.findall(r"\.\./shared|/work/\w+", text)
-    for target in re.findall(r"\]\(([^)#\s]+)|src=\"([^\"]+)\"", text):
+def assert_links_resolve(doc: Path) -> None:
+    """Every relative link (markdown or ``src=``) of ``doc`` names a file of the repository."""
+    for target in re.findall(r"\]\(([^)#\s]+)|src=\"([^\"]+)\"", doc.read_text()):
         path = next(t for t in target if t)
         if re.match(r"[a-z]+:", path):
             continue  # a URL
         assert (doc.parent / path).exists(), f"{doc.name} links to {path}, not in the repository"
+
+
+@pytest.mark.parametrize("doc", USER_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_docs_point_only_inside_the_repository(doc: Path) -> None:
+    assert not re.findall(r"\.\./shared|/work/\w+", doc.read_text())
+    assert_links_resolve(doc)
+
+
+DEVELOPER_DOCS = sorted([*(ROOT / "bench").rglob("README.md"), *(ROOT / "fuzz").glob("*.md")])
+
+
+@pytest.mark.parametrize("doc", DEVELOPER_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_bench_and_fuzz_docs_links_resolve(doc: Path) -> None:
+    assert_links_resolve(doc)

@@ -10,6 +10,7 @@ waiting in ``drain``, forever.
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 
 try:
@@ -21,10 +22,11 @@ try:
 except ImportError:  # pragma: no cover - Windows
     _OUTQ = None
 
-__all__ = ["WriteFlowControl", "unacknowledged"]
+__all__ = ["WriteFlowControl", "abort_dropping_unsent", "unacknowledged"]
 
 _INT = struct.Struct("i")
 _ZERO = bytes(4)
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, zero timeout: close() sends a RST
 
 
 def unacknowledged(transport: asyncio.BaseTransport) -> int:
@@ -41,6 +43,22 @@ def unacknowledged(transport: asyncio.BaseTransport) -> int:
             except (OSError, ValueError):
                 pass  # closed, or not a socket (a pipe in a test)
     return int(size)
+
+
+def abort_dropping_unsent(transport: asyncio.WriteTransport) -> None:
+    """Abort a connection whose peer reads nothing, and make the kernel drop what it still holds.
+
+    A plain close leaves the unsent bytes (up to the whole, often megabyte-sized, send buffer)
+    queued in an orphaned socket in FIN-WAIT-1, probing a zero window for minutes: the memory a
+    stalled peer held would outlive its connection. A zero linger time makes the close a RST
+    that frees it at once."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        except (OSError, ValueError, AttributeError):
+            pass  # already closed, or not a TCP socket (a pipe, a Unix socket in a test)
+    transport.abort()
 
 
 class WriteFlowControl:

@@ -26,7 +26,7 @@ import os
 from collections import deque
 from typing import Any
 
-from krandog_asgi.transport.flow import WriteFlowControl
+from krandog_asgi.transport.flow import WriteFlowControl, abort_dropping_unsent
 from krandog_asgi.websocket.connection import (
     CloseReceived,
     Closing,
@@ -466,11 +466,16 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
         self.close_deadline = self.loop.time() + self.close_timeout
         self.update_deadline()
 
-    def abort(self, code: int, reason: str) -> None:
+    def abort(self, code: int, reason: str, *, drop_unsent: bool = False) -> None:
+        """End and abort; ``drop_unsent`` also resets the connection so that the kernel frees
+        the bytes a peer that reads nothing left queued (``abort_dropping_unsent``)."""
         if not self.ended:
             self.end(code, reason)
         if not self.closed:
-            self.transport.abort()
+            if drop_unsent:
+                abort_dropping_unsent(self.transport)
+            else:
+                self.transport.abort()
 
     # -- timers -------------------------------------------------------------------------------
 
@@ -523,7 +528,7 @@ class WebSocketIO(WriteFlowControl, asyncio.Protocol):
                     self,
                     stalled,
                 )
-                self.abort(CloseCode.INTERNAL_ERROR, "peer stopped reading")
+                self.abort(CloseCode.INTERNAL_ERROR, "peer stopped reading", drop_unsent=True)
                 return
             # Not yet: look again a quarter of the timeout on (the count restarted when a look
             # found fewer bytes in flight), so a peer is cut at most 1.25 timeouts after its

@@ -361,42 +361,39 @@ async def h_wait_disconnect(scope: dict[str, Any], receive: Any, send: Any) -> N
     record("send-after-disconnect", tag=tag, raised=None, oserror=False)
 
 
-async def h_wait_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Read the body message by message and record what arrives (disconnect mid-body)."""
-    tag = q(scope, "tag")
+async def read_body_recorded(receive: Any, tag: str) -> int | None:
+    """Read the body message by message and record how it ended ("body-wait": complete,
+    http.disconnect, or timeout after 10 s without a message); its size if it completed."""
     total = 0
     while True:
         try:
             message = await asyncio.wait_for(receive(), 10)
         except asyncio.TimeoutError:
             record("body-wait", tag=tag, message="timeout", total=total)
-            return
+            return None
         if message["type"] == "http.disconnect":
             record("body-wait", tag=tag, message="http.disconnect", total=total)
-            return
+            return None
         total += len(message.get("body", b""))
         if not message.get("more_body"):
-            break
-    record("body-wait", tag=tag, message="complete", total=total)
-    await respond(send, str(total).encode())
+            record("body-wait", tag=tag, message="complete", total=total)
+            return total
+
+
+async def h_wait_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Read the body and record what arrives (disconnect mid-body); answer with its size."""
+    total = await read_body_recorded(receive, q(scope, "tag"))
+    if total is not None:
+        await respond(send, str(total).encode())
 
 
 async def h_answer_then_read(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Start a streamed response first, then read the body; record how the body ended."""
-    tag = q(scope, "tag")
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
-    total = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            record("body-wait", tag=tag, message="http.disconnect", total=total)
-            return
-        total += len(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    record("body-wait", tag=tag, message="complete", total=total)
-    await send({"type": "http.response.body", "body": str(total).encode()})
+    total = await read_body_recorded(receive, q(scope, "tag"))
+    if total is not None:
+        await send({"type": "http.response.body", "body": str(total).encode()})
 
 
 async def h_stream_forever(scope: dict[str, Any], receive: Any, send: Any) -> None:
