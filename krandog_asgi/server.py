@@ -276,18 +276,18 @@ def _log_load_error(config: Config, exc: Exception) -> None:
 
 
 def run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
-    """Run ``coro`` on a new uvloop event loop (plain asyncio where uvloop is unavailable)."""
+    """Run ``coro`` on a new uvloop event loop (plain asyncio where uvloop is unavailable).
+
+    ``uvloop.run`` on every version: on 3.10 it builds the loop itself instead of installing
+    uvloop's policy process-wide, which would leak into every later ``asyncio.run`` of the
+    embedding program (its tests, a second in-process server).
+    """
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows
         asyncio.run(coro)
         return
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(coro)
-    else:  # pragma: no cover - 3.10
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        asyncio.run(coro)
+    uvloop.run(coro)
 
 
 def run(app: Any, **options: Any) -> int:
