@@ -47,7 +47,10 @@ async def sse_endless(request: Request) -> Response:
                 yield {"data": f"{tag} {i}", "id": str(i)}
                 i += 1
                 await asyncio.sleep(0.02)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # GeneratorExit: a cancel that lands while sse-starlette awaits send() (a busy
+            # machine) reaches the generator suspended at ``yield``; sse-starlette then
+            # closes it with aclose() rather than letting CancelledError through here.
             SSE_SEEN.append("cancelled:" + tag)
             print(f"sse generator cancelled: {tag}", flush=True)
             raise
