@@ -1,7 +1,7 @@
 """The broadcast server from krandog's documentation: every message goes to every client.
 
 Run:  krandog-asgi examples.broadcast:handler     (from the repository root)
-Try:  open two terminals with  python -m websockets ws://127.0.0.1:8000/  and type in one.
+Try:  open two terminals with  krandog-asgi connect ws://127.0.0.1:8000/  and type in one.
 
 This is krandog's pattern as it was: ``req.ws`` is the same object for every message of a
 connection, so ``if req.ws not in clients`` finds it again, and closed clients are skipped by

@@ -1,7 +1,7 @@
 """krandog's echo server, unchanged in spirit.
 
 Run:  krandog-asgi examples.echo:handler     (from the repository root)
-Try:  python -m websockets ws://127.0.0.1:8000/     or     curl http://127.0.0.1:8000/
+Try:  krandog-asgi connect ws://127.0.0.1:8000/     or     curl http://127.0.0.1:8000/
 
 The handler is a plain function: it runs on the event loop, so it must not block.
 """

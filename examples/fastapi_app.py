@@ -1,7 +1,7 @@
 """The ASGI side: a FastAPI app with a WebSocket route, served by the same server.
 
 Run:  krandog-asgi examples.fastapi_app:app     (from the repository root; needs fastapi)
-Try:  curl http://127.0.0.1:8000/     and     python -m websockets ws://127.0.0.1:8000/ws
+Try:  curl http://127.0.0.1:8000/     and     krandog-asgi connect ws://127.0.0.1:8000/ws
 
 Compare with ``examples/echo.py``: the same echo written as a krandog handler.
 """

@@ -12,10 +12,37 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from krandog_asgi import flags
+from krandog_asgi._cliparse import ShortErrorParser
 from krandog_asgi.config import Config
 from krandog_asgi.flags import GROUPS, Flag, field_default, flag_fields
 
 __all__ = ["build_parser", "main", "options_from_args"]
+
+USAGE = """krandog-asgi APP [options]
+       krandog-asgi connect URL [options]"""
+
+EPILOG = """commands:
+  krandog-asgi connect URL   interactive WebSocket client (a prompt, history,
+                             /ping, /close ...); 'krandog-asgi connect --help'
+
+Sizes take k/m suffixes (--ws-max-size 32m). Every option is also a keyword of
+krandog_asgi.run(app, **options)."""
+
+# What a value looks like in --help, by its parser (argparse would print the field's name).
+_METAVARS: dict[Any, str] = {
+    flags.seconds: "SECONDS",
+    flags.optional_seconds: "SECONDS",
+    flags.size: "BYTES",
+    flags.optional_size: "BYTES",
+    int: "N",
+    flags.positive_int: "N",
+    flags.non_negative_int: "N",
+    flags.optional_count: "N",
+    flags.auto_count: "N",
+    flags.port_number: "PORT",
+}
+
 
 # uvicorn flags that choose what always runs here (uvloop, httptools): accepted, not shown,
 # and not passed on.
@@ -56,10 +83,13 @@ class _Ignored(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ShortErrorParser(
         prog="krandog-asgi",
-        description="Serve an ASGI 3 app or a krandog-style handler (APP is module:attr). "
-        "'krandog-asgi connect URL' opens an interactive WebSocket client.",
+        usage=USAGE,
+        description="Serve an ASGI 3 app or a krandog-style handler; APP is module:attr\n"
+        "(attr may be dotted). Flag names follow uvicorn's where the meaning is the same.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"krandog-asgi {_version()}")
     groups = {name: parser.add_argument_group(name) for name in GROUPS}
@@ -86,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _argument(flag: Flag, name: str, default: Any) -> dict[str, Any]:
     """``add_argument`` keywords for one field; the kind of flag follows from ``Flag``."""
     kwargs: dict[str, Any] = {"help": flag.help_text(default)}
-    if flag.metavar is not None:
-        kwargs["metavar"] = flag.metavar
+    metavar = flag.metavar or _METAVARS.get(flag.parse)
+    if metavar is not None:
+        kwargs["metavar"] = metavar
     if flag.positional:
         return kwargs
     if flag.negatable:

@@ -9,7 +9,6 @@ same names. Loading the app and making the TLS context are done by ``process.loa
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import ssl
 from collections.abc import Callable, Sequence
@@ -26,10 +25,12 @@ from krandog_asgi.flags import (
     auto_count,
     boolean,
     header,
+    non_negative_int,
     option,
     optional_count,
     optional_seconds,
     optional_size,
+    port_number,
     positive_int,
     repeated,
     seconds,
@@ -39,6 +40,8 @@ from krandog_asgi.http.response import check_header
 from krandog_asgi.process.binding import create_ssl_context
 from krandog_asgi.process.loader import InterfaceMode, load_app
 from krandog_asgi.process.logs import LOG_LEVELS
+from krandog_asgi.pubsub.errors import BrokerError
+from krandog_asgi.pubsub.factory import check_url
 from krandog_asgi.websocket.connection import DEFAULT_MAX_FRAGMENTS
 
 __all__ = ["Config", "ConfigError"]
@@ -57,6 +60,11 @@ WS_IMPLEMENTATION = Choice(
         "wsproto": True,
     },
     shown=("auto", "krandog", "none"),
+)
+# uvicorn's "asgi3" is what "asgi" means here (ASGI 2 apps are not served).
+INTERFACE = Choice(
+    {"auto": "auto", "asgi": "asgi", "asgi3": "asgi", "krandog": "krandog"},
+    shown=("auto", "asgi", "krandog"),
 )
 
 
@@ -79,22 +87,38 @@ class Config:
     )
     # -- binding
     host: str = option("127.0.0.1", "bind address; IPv6 allowed", group="binding")
-    port: int = option(8000, "bind port; 0 picks a free one", group="binding", parse=int)
-    uds: str | None = option(None, "bind to this UNIX domain socket instead", group="binding")
+    port: int = option(
+        8000, "bind port, 0-65535; 0 picks a free one", group="binding", parse=port_number
+    )
+    uds: str | None = option(
+        None, "bind to this UNIX domain socket instead", group="binding", metavar="PATH"
+    )
     fd: int | None = option(
-        None, "serve on this already-open socket fd", group="binding", parse=int
+        None, "serve on this already-open socket fd", group="binding", parse=int, metavar="FD"
     )
     backlog: int = option(2048, "listen backlog", group="binding", parse=int)
     # -- processes
     workers: int = option(
         1,
-        "worker processes sharing the socket",
+        "worker processes sharing the socket (at least 1)",
         group="processes",
-        parse=int,
+        parse=positive_int,
         env="WEB_CONCURRENCY",
-        env_parse=positive_int,
+    )
+    timeout_worker_healthcheck: float | None = option(
+        5.0,
+        "with --workers: restart a worker that does not answer a ping within N seconds "
+        "(its event loop is stuck, or the process is stopped); 0 or none disables",
+        group="processes",
+        parse=optional_seconds,
     )
     reload: bool = option(False, "restart when files change (development)", group="processes")
+    reload_delay: float = option(
+        0.25,
+        "with --reload: restart once no file has changed for this many seconds",
+        group="processes",
+        parse=seconds,
+    )
     reload_dirs: list[str] = repeated(
         "watch this directory, repeatable (default: the current one)",
         group="processes",
@@ -115,12 +139,15 @@ class Config:
     )
     # -- application
     factory: bool = option(False, "APP is a factory returning the app", group="application")
-    app_dir: str = option(".", "add this directory to sys.path first", group="application")
+    app_dir: str = option(
+        ".", "add this directory to sys.path first", group="application", metavar="DIR"
+    )
     interface: InterfaceMode = option(
         "auto",
-        "ASGI app or krandog handler; auto detects",
+        "ASGI app or krandog handler; auto detects (uvicorn's asgi3 means asgi)",
         group="application",
-        choices=("auto", "asgi", "krandog"),
+        parse=INTERFACE,
+        metavar=INTERFACE.metavar,
     )
     handler_threads: bool = option(
         False, "run synchronous krandog handlers in a thread pool", group="application"
@@ -132,15 +159,17 @@ class Config:
         choices=("auto", "on", "off"),
     )
     env_file: str | None = option(
-        None, "load environment variables from this file", group="application"
+        None, "load environment variables from this file", group="application", metavar="FILE"
     )
-    root_path: str = option("", "ASGI root_path for apps behind a path prefix", group="application")
+    root_path: str = option(
+        "", "ASGI root_path for apps behind a path prefix", group="application", metavar="PATH"
+    )
     # -- logging (log_config may also be a dictConfig dict, from Python)
     log_level: str | int | None = option(
         "info", "logging level", group="logging", choices=tuple(LOG_LEVELS)
     )
     log_config: dict[str, Any] | str | None = option(
-        None, "logging config file (.ini, .json, .yaml)", group="logging"
+        None, "logging config file (.ini, .json, .yaml)", group="logging", metavar="FILE"
     )
     access_log: bool = option(True, "log one line per request", group="logging", negatable=True)
     use_colors: bool | None = option(
@@ -163,6 +192,7 @@ class Config:
         "comma-separated IPs/CIDRs trusted as proxies, or '*'",
         group="HTTP",
         shown_default="$FORWARDED_ALLOW_IPS, else 127.0.0.1",
+        metavar="IPS",
     )
     server_header: bool = option(True, "send 'Server: krandog-asgi'", group="HTTP", negatable=True)
     date_header: bool = option(True, "send a Date header", group="HTTP", negatable=True)
@@ -195,7 +225,14 @@ class Config:
         None, "answer 503 beyond this many tasks", group="HTTP", parse=int
     )
     limit_max_requests: int | None = option(
-        None, "exit after this many requests", group="HTTP", parse=int
+        None, "exit after this many requests", group="HTTP", parse=positive_int
+    )
+    limit_max_requests_jitter: int = option(
+        0,
+        "add a random 0..N to --limit-max-requests in each worker, so that workers do not "
+        "all restart at once",
+        group="HTTP",
+        parse=non_negative_int,
     )
     limit_request_line: int = option(
         8 * KiB, "longest request target, else 414", group="HTTP", parse=size
@@ -307,10 +344,43 @@ class Config:
     # permessage-deflate's compression settings: from Python only.
     ws_deflate_window_bits: int = 12
     ws_deflate_mem_level: int = 5
+    # -- broadcast (pub/sub between workers and machines: krandog_asgi.pubsub)
+    broadcast_url: str = option(
+        "memory://",
+        "pub/sub backend: memory:// (one process) or redis://host:port/db, rediss:// (TLS)",
+        group="broadcast",
+        env="KRANDOG_BROADCAST_URL",
+        metavar="URL",
+    )
+    broadcast_queue: int = option(
+        1024,
+        "messages a subscription buffers before dropping its oldest",
+        group="broadcast",
+        parse=positive_int,
+        metavar="N",
+    )
+    presence_ttl: float = option(
+        15.0,
+        "a presence entry not refreshed for this long expires (its process died)",
+        group="broadcast",
+        parse=seconds,
+        metavar="SECONDS",
+    )
+    presence_heartbeat: float = option(
+        5.0,
+        "refresh this process's presence entries this often (below --presence-ttl)",
+        group="broadcast",
+        parse=seconds,
+        metavar="SECONDS",
+    )
     # -- TLS
-    ssl_keyfile: str | None = option(None, "private key file (PEM)", group="TLS")
-    ssl_certfile: str | None = option(None, "certificate chain file (PEM)", group="TLS")
-    ssl_keyfile_password: str | None = option(None, "password of the key file", group="TLS")
+    ssl_keyfile: str | None = option(None, "private key file (PEM)", group="TLS", metavar="FILE")
+    ssl_certfile: str | None = option(
+        None, "certificate chain file (PEM)", group="TLS", metavar="FILE"
+    )
+    ssl_keyfile_password: str | None = option(
+        None, "password of the key file", group="TLS", metavar="PASSWORD"
+    )
     ssl_version: int = option(
         int(ssl.PROTOCOL_TLS_SERVER), "an ssl.PROTOCOL_* number", group="TLS", parse=int
     )
@@ -321,17 +391,19 @@ class Config:
         parse=int,
     )
     ssl_ca_certs: str | None = option(
-        None, "CA certificates to verify clients against", group="TLS"
+        None, "CA certificates to verify clients against", group="TLS", metavar="FILE"
     )
-    ssl_ciphers: str = option("TLSv1", "OpenSSL cipher list", group="TLS")
+    ssl_ciphers: str = option("TLSv1", "OpenSSL cipher list", group="TLS", metavar="CIPHERS")
 
     def __post_init__(self) -> None:
         if self.forwarded_allow_ips is None:
             self.forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-        if self.reload and self.workers > 1:
-            logging.getLogger("krandog_asgi.error").warning(
-                '"workers" is ignored when "reload" is enabled.'
-            )
+        if self.interface == "asgi3":  # type: ignore[comparison-overlap]
+            self.interface = "asgi"
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0-65535, not {self.port}")
         self.loaded = False
         self.loaded_app: ASGIApp | None = None
         self.ssl_context: ssl.SSLContext | None = None
@@ -346,16 +418,13 @@ class Config:
     def is_ssl(self) -> bool:
         return bool(self.ssl_keyfile or self.ssl_certfile)
 
-    @property
-    def should_reload(self) -> bool:
-        return isinstance(self.app, str) and self.reload
-
     def load(self) -> None:
         """Import the app, build TLS and header state. Called in each worker, after spawn."""
         if self.loaded:
             return
         if self.is_ssl:
             self.ssl_context = self._build_ssl_context()
+        self.check_broadcast()
         self.header_bytes = self._encode_headers()
         # A --header Server (or Date) replaces ours: both are single-valued (RFC 9110 §10.2.4).
         own = {name.strip().lower() for name, _ in self.headers}
@@ -372,21 +441,25 @@ class Config:
         if self.is_ssl:
             self._build_ssl_context()
         self._encode_headers()
+        self.check_broadcast()
+
+    def check_broadcast(self) -> None:
+        """A broadcast URL no backend serves, or presence timings that cannot work."""
+        try:
+            check_url(self.broadcast_url or "memory://")
+        except BrokerError as exc:
+            raise ConfigError(f"--broadcast-url: {exc}") from None
+        if not 0 < self.presence_heartbeat < self.presence_ttl:
+            raise ConfigError(
+                f"--presence-heartbeat ({self.presence_heartbeat}s) must be above 0 and below "
+                f"--presence-ttl ({self.presence_ttl}s)"
+            )
 
     def _build_ssl_context(self) -> ssl.SSLContext:
         try:
             return create_ssl_context(self)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            files = ", ".join(
-                f"{flag} {path}"
-                for flag, path in (
-                    ("--ssl-certfile", self.ssl_certfile),
-                    ("--ssl-keyfile", self.ssl_keyfile),
-                    ("--ssl-ca-certs", self.ssl_ca_certs),
-                )
-                if path
-            )
-            raise ConfigError(f"Could not set up TLS ({files}): {exc}") from exc
+            raise ConfigError(f"Could not set up TLS: {exc}") from exc
 
     def _encode_headers(self) -> bytes:
         encoded = []

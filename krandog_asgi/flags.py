@@ -26,11 +26,13 @@ __all__ = [
     "field_default",
     "flag_fields",
     "header",
+    "non_negative_int",
     "option",
     "optional_count",
     "optional_seconds",
     "optional_size",
     "parse_size",
+    "port_number",
     "positive_int",
     "repeated",
     "seconds",
@@ -40,7 +42,9 @@ __all__ = [
 KiB = 1024
 MiB = 1024 * 1024
 
-Group = Literal["binding", "processes", "application", "logging", "HTTP", "WebSocket", "TLS"]
+Group = Literal[
+    "binding", "processes", "application", "logging", "HTTP", "WebSocket", "broadcast", "TLS"
+]
 GROUPS: tuple[Group, ...] = get_args(Group)
 """The sections of ``--help``, in this order."""
 
@@ -255,6 +259,27 @@ def positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, not {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {number}")
+    return number
+
+
+def port_number(value: str) -> int:
+    """A TCP port: out of range is an error, not a number the kernel takes modulo 65536."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number 0-65535, not {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, not {number}")
     return number
 
 

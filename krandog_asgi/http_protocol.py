@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, NoReturn, cast
 
@@ -439,6 +440,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             if self.head_bytes + self.head_slack > config.limit_request_headers:
                 check_head_size(url, headers, config.limit_request_headers)
             scope, expect_continue, websocket = read_request_head(parser, url, headers, self)
+            scope["extensions"] = state.scope_extensions.copy()  # the pub/sub broker
         except RequestError as error:
             self.reject(error)
         if websocket:
@@ -455,7 +457,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if self.cycle is None:
             self.cycle = cycle
             if state.access_log:
-                cycle.start_time = self.loop.time()
+                cycle.start_time = time.perf_counter()
             cycle.task = self.loop.create_task(cycle.run_asgi(self.app))
         else:
             # A pipelined request: answered strictly after the one in flight.

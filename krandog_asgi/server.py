@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
 import threading
+import traceback
 from collections.abc import Coroutine
 from typing import Any
 
 from krandog_asgi.config import Config, ConfigError
 from krandog_asgi.http_protocol import HTTPProtocol
-from krandog_asgi.process.binding import bind_socket, remove_unix_socket
-from krandog_asgi.process.envfile import apply_env_file, load_env_file
+from krandog_asgi.process.binding import (
+    bind_error,
+    bind_socket,
+    remove_unix_socket,
+    running_on,
+)
+from krandog_asgi.process.broadcast import start_broker, stop_broker
+from krandog_asgi.process.envfile import apply_env_file
 from krandog_asgi.process.lifespan import Lifespan
 from krandog_asgi.process.loader import ImportFromStringError, load_app
 from krandog_asgi.process.logs import configure_logging
@@ -43,6 +51,9 @@ class Server:
         self._exit_event: asyncio.Event | None = None
         self._force_exit = False
         self.bound_addresses: list[tuple[str, int]] = []
+        # A worker of --workers/--reload leaves the "running on" line to its supervisor.
+        self.announce = True
+        self.heartbeat: Any = None  # --workers: the supervisor's health-check pipe
 
     def run(self, sockets: list[socket.socket] | None = None) -> int:
         """Run on a fresh uvloop event loop; returns the process exit code."""
@@ -65,12 +76,25 @@ class Server:
             self.exit_code = 1
             return
         assert config.loaded_app is not None
+        logger.info("Started server process [%d]", os.getpid())
         loop = asyncio.get_running_loop()
         self._exit_event = asyncio.Event()
         state = self.state = ServerState(config, config.loaded_app, loop)
         if config.limit_max_requests is not None:
             state.on_limit_reached = self._on_max_requests
 
+        broker = await start_broker(config, state.scope_extensions)
+        try:
+            await self._serve(state, sockets)
+        finally:
+            await stop_broker(broker)
+
+    async def _serve(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
+        """Lifespan startup, listen until told to stop, shut down in order."""
+        config = self.config
+        loop = state.loop
+        assert config.loaded_app is not None
+        assert self._exit_event is not None
         lifespan = Lifespan(config.loaded_app, config.lifespan, state.lifespan_state)
         await lifespan.startup()
         if lifespan.should_exit:
@@ -89,14 +113,17 @@ class Server:
             bound_here = config.uds if sockets is None and config.uds else None
             state.start_ticking()
             self.started = True
+            self._start_heartbeat(loop)
             try:
                 await self._exit_event.wait()
             finally:
+                self._stop_heartbeat(loop)
                 await self._shutdown(state)
                 await self._lifespan_shutdown(lifespan)
                 state.stop_ticking()
                 if bound_here:
                     remove_unix_socket(bound_here)
+        logger.info("Finished server process [%d]", os.getpid())
 
     async def _bind(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
         """Listen on ``sockets`` (bound by a supervisor), else on what the config names."""
@@ -110,14 +137,17 @@ class Server:
         if sockets is None and (config.uds or config.fd is not None):
             sockets = [bind_socket(config)]
         if sockets is None:
-            srv = await loop.create_server(
-                factory,
-                host=config.host,
-                port=config.port,
-                ssl=ctx,
-                backlog=config.backlog,
-                reuse_address=True,
-            )
+            try:
+                srv = await loop.create_server(
+                    factory,
+                    host=config.host,
+                    port=config.port,
+                    ssl=ctx,
+                    backlog=config.backlog,
+                    reuse_address=True,
+                )
+            except OSError as exc:
+                raise bind_error(exc, config) from exc
             self.servers.append(srv)
         for sock in sockets or ():
             if sock.family == socket.AF_UNIX:
@@ -133,23 +163,44 @@ class Server:
         """Log each address served (tests and scripts read the port of ``--port 0`` here)."""
         for listener in self.servers:
             for sock in listener.sockets or ():
-                name = sock.getsockname()
-                if sock.family == socket.AF_UNIX:
-                    logger.info(
-                        "krandog-asgi running on unix socket %s (Press CTRL+C to quit)", name
-                    )
-                    continue
-                host, port = name[0], name[1]
-                self.bound_addresses.append((host, port))
-                shown = f"[{host}]" if ":" in host else host
-                logger.info(
-                    "krandog-asgi running on %s://%s:%d (Press CTRL+C to quit)", scheme, shown, port
-                )
+                if sock.family != socket.AF_UNIX:
+                    name = sock.getsockname()
+                    self.bound_addresses.append((name[0], name[1]))
+                if self.announce:
+                    logger.info("%s", running_on(sock, scheme))
+
+    def _start_heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Answer the supervisor's pings from the event loop itself, so that a loop blocked by
+        the app stops answering as surely as a stopped process does."""
+        pipe = self.heartbeat
+        if pipe is None:
+            return
+        try:
+            pipe.send_bytes(b"ready")
+        except OSError:
+            return
+        loop.add_reader(pipe.fileno(), self._answer_ping, loop)
+
+    def _answer_ping(self, loop: asyncio.AbstractEventLoop) -> None:
+        pipe = self.heartbeat
+        try:
+            while pipe.poll():
+                pipe.recv_bytes()
+                pipe.send_bytes(b"pong")
+        except (EOFError, OSError):  # the supervisor is gone: nobody will stop us otherwise
+            self._stop_heartbeat(loop)
+            self.request_exit()
+
+    def _stop_heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
+        pipe, self.heartbeat = self.heartbeat, None
+        if pipe is not None:
+            loop.remove_reader(pipe.fileno())
+            pipe.close()
 
     def _on_max_requests(self) -> None:
+        assert self.state is not None
         logger.warning(
-            "Maximum request limit of %d exceeded. Terminating process.",
-            self.config.limit_max_requests,
+            "Maximum request limit of %d exceeded. Terminating process.", self.state.max_requests
         )
         self.request_exit()
 
@@ -264,15 +315,49 @@ class _SignalContext:
 
 
 def _log_load_error(config: Config, exc: Exception) -> None:
-    """One line for the user; the traceback only at debug level."""
+    """One line for the user, naming the file and line that raised; the traceback only at
+    debug level (and the line says so)."""
     if isinstance(exc, ConfigError):
         logger.error("%s", exc)
     elif isinstance(exc, ImportFromStringError):
         logger.error("Error loading ASGI app. %s", exc)
     else:
         where = f' "{config.app}"' if isinstance(config.app, str) else ""
-        logger.error("Error loading ASGI app%s: %s: %s", where, type(exc).__name__, exc)
+        located = _where_raised(exc)
+        hint = (
+            ""
+            if logger.isEnabledFor(logging.DEBUG)
+            else " Run with --log-level debug to see the traceback."
+        )
+        logger.error(
+            "Error loading ASGI app%s: %s: %s%s.%s",
+            where,
+            type(exc).__name__,
+            exc.msg if isinstance(exc, SyntaxError) else exc,  # its str() has the location
+            f" ({located})" if located else "",
+            hint,
+        )
     logger.debug("Traceback of the error above", exc_info=exc)
+
+
+def _where_raised(exc: BaseException) -> str:
+    """``file.py, line N`` of the frame that raised (importlib's own frames skipped), or of
+    the offending line of a SyntaxError."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{_shown_path(exc.filename)}, line {exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    if not frames:
+        return ""
+    return f"{_shown_path(frames[-1].filename)}, line {frames[-1].lineno}"
+
+
+def _shown_path(path: str) -> str:
+    """Relative to the current directory when the file is under it: shorter to read."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith("..") else relative
 
 
 def run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
@@ -305,15 +390,18 @@ def run(app: Any, **options: Any) -> int:
     return code
 
 
-def serve_worker(config: Config, sock: socket.socket) -> None:
+def serve_worker(config: Config, sock: socket.socket, heartbeat: Any = None) -> None:
     """The entry point of a ``--workers``/``--reload`` child process (spawned, so it starts
-    from a clean interpreter and sets up the environment and logging itself)."""
-    if config.env_file:
-        load_env_file(config.env_file)
+    from a clean interpreter and sets up logging itself); ``heartbeat``: the pipe on which
+    the supervisor pings it."""
+    # The --env-file was loaded by the parent: its variables are in our environment already.
     configure_logging(config.log_level, config.access_log, config.use_colors, config.log_config)
     # The parent handles Ctrl-C for the whole group; a worker stops on the SIGTERM it sends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise SystemExit(Server(config).run(sockets=[sock]))
+    server = Server(config)
+    server.announce = False
+    server.heartbeat = heartbeat
+    raise SystemExit(server.run(sockets=[sock]))
 
 
 def _run(app: Any, **options: Any) -> int:
@@ -325,6 +413,8 @@ def _run(app: Any, **options: Any) -> int:
     except Exception as exc:  # a missing file, bad syntax, PyYAML not installed...
         print(f"Error: cannot use --log-config {config.log_config}: {exc}", file=sys.stderr)
         return 1
+    if config.reload and config.workers > 1:
+        logger.warning('"workers" is ignored when "reload" is enabled.')
     if (config.workers > 1 or config.reload) and not isinstance(config.app, str):
         logger.error(
             "You must pass the application as an import string to enable 'reload' or 'workers'."

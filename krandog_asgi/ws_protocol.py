@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from krandog_asgi.asgi_types import UnexpectedMessage
@@ -21,7 +22,9 @@ from krandog_asgi.http.response import (
     ClientDisconnected,
     check_header,
     error_response,
+    escape_for_log,
     final_status_line,
+    status_line,
 )
 from krandog_asgi.transport.websocket_io import END, WebSocketIO
 from krandog_asgi.websocket.connection import Connection, Side
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["Phase", "WebSocketProtocol"]
 
 logger = logging.getLogger("krandog_asgi.error")
+access_logger = logging.getLogger("krandog_asgi.access")
 
 ASGI_WS_VERSION = {"version": "3.0", "spec_version": "2.5"}
 PENDING_LIMIT = 64 * 1024  # bytes a client may send before the app accepts, before we stop reading
@@ -69,7 +73,11 @@ class Phase(enum.Enum):
     RESPONSE = "response"  # a denial response is under way (its start was sent, not its end)
     CLOSED = "closed"  # accepted, then the app sent websocket.close
     REJECTED = "rejected"  # an HTTP response went instead of the upgrade (403, 4xx, 500, denial)
-    ABANDONED = "abandoned"  # the app chose a subprotocol no client could take: closed unanswered
+    # The app's accept was invalid (a subprotocol the client never offered, a bad or reserved
+    # header): the handshake fails closed, the connection is closed without an answer (no
+    # client can take such an upgrade; daphne and hypercorn do the same, Falcon's server tests
+    # expect it), and whatever the app sends later raises.
+    ABANDONED = "abandoned"
 
 
 HANDSHAKE = Phase.HANDSHAKE
@@ -79,6 +87,23 @@ CLOSED = Phase.CLOSED
 REJECTED = Phase.REJECTED
 ABANDONED = Phase.ABANDONED
 UNANSWERABLE = (REJECTED, ABANDONED)  # no upgrade will happen on this connection
+
+
+def accept_fields(message: Message, offered: list[str]) -> tuple[str | None, bytes]:
+    """The subprotocol and extra header lines of a ``websocket.accept``, validated before
+    anything is written; raises (RuntimeError, ValueError, TypeError) saying what is wrong."""
+    subprotocol = message.get("subprotocol")
+    if subprotocol is not None and subprotocol not in offered:
+        raise RuntimeError(
+            f"Subprotocol {subprotocol!r} was not offered by the client (offered: {offered})"
+        )
+    extra = []
+    for name, value in message.get("headers") or ():
+        check_header(name, value)
+        if name.lower() in _RESERVED:
+            raise ValueError(f"Header {name!r} is set by the WebSocket handshake")
+        extra.append(b"%s: %s\r\n" % (name, value))
+    return subprotocol, b"".join(extra)
 
 
 def unexpected(kind: str, phase: Phase) -> UnexpectedMessage:
@@ -106,6 +131,7 @@ class WebSocketProtocol(WebSocketIO):
         "denial",
         "handshake",
         "handshake_waiter",
+        "opened_at",
         "pending",
         "phase",
         "scope",
@@ -145,6 +171,7 @@ class WebSocketProtocol(WebSocketIO):
         self.denial: tuple[list[bytes], list[bytes]] | None = None  # head and body, in RESPONSE
         self.handshake_waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
+        self.opened_at = 0.0  # time.monotonic() at the accept, for the access log
 
     def start(self, rest: bytes) -> None:
         """Validate the upgrade request and start the app; ``rest`` followed the request head."""
@@ -162,13 +189,14 @@ class WebSocketProtocol(WebSocketIO):
         scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
         del scope["method"]
         scope["subprotocols"] = handshake.subprotocols
-        scope["extensions"] = {"websocket.http.response": {}}
+        scope["extensions"] = {**scope.get("extensions", {}), "websocket.http.response": {}}
         self.task = self.loop.create_task(self.run_asgi())
 
     def reject(self, status: int, message: str, headers: bytes = b"") -> None:
         self.phase = REJECTED
         self.handshake_done()
         logger.debug("WebSocket handshake refused: %s", message)
+        self.log_access(status_line(status)[9:-2].decode("latin-1"))
         self.transport.write(error_response(status, message, self.state.default_headers + headers))
         self.close_transport()
 
@@ -187,6 +215,28 @@ class WebSocketProtocol(WebSocketIO):
         self.counted_ip = None
         WebSocketIO.connection_lost(self, exc)
         self.handshake_done()
+        conn = self.conn
+        if conn is not None and self.state.access_log:
+            elapsed = time.monotonic() - self.opened_at
+            self.log_access(
+                f"closed {self.end_code} after {elapsed:.3f}s "
+                f"({conn.bytes_in} bytes in, {conn.bytes_out} bytes out)"
+            )
+
+    def log_access(self, outcome: str) -> None:
+        """One access-log line per handshake answer and per close, as uvicorn users read
+        them: ``127.0.0.1:50000 - "WebSocket /ws" [accepted]``."""
+        if not self.state.access_log:
+            return
+        scope = self.scope
+        client = scope.get("client")
+        client_s = f"{client[0]}:{client[1]}" if client else "-"
+        if client is not self.client:
+            client_s = escape_for_log(client_s)  # from X-Forwarded-For: any visible bytes
+        path = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("latin-1")
+        access_logger.info('%s - "WebSocket %s" %s', client_s, escape_for_log(path), outcome)
 
     def handshake_done(self) -> None:
         """Wake a ``receive`` that was waiting for the handshake to be answered."""
@@ -261,9 +311,10 @@ class WebSocketProtocol(WebSocketIO):
                     self.handshake_waiter = self.loop.create_future()
                 await self.handshake_waiter
             if self.conn is None:
+                gone = self.closed or self.phase is ABANDONED  # no close frame will ever come
                 return {
                     "type": "websocket.disconnect",
-                    "code": CloseCode.ABNORMAL_CLOSURE if self.closed else 1000,
+                    "code": CloseCode.ABNORMAL_CLOSURE if gone else 1000,
                     "reason": "",
                 }
         item = await self.next_event()
@@ -301,9 +352,8 @@ class WebSocketProtocol(WebSocketIO):
             return
         phase = self.phase
         if phase is ABANDONED:
-            raise ClientDisconnected(
-                "The WebSocket handshake was abandoned: the connection is closed"
-            )
+            # ASGI: a send on a closed connection raises an OSError subclass.
+            raise ClientDisconnected(f"{kind!r} after the WebSocket handshake was abandoned")
         if kind == "websocket.accept" and phase is HANDSHAKE:
             self.accept(message)
         elif kind == "websocket.close" and phase is HANDSHAKE:
@@ -332,24 +382,12 @@ class WebSocketProtocol(WebSocketIO):
         self.check_client_present()
         handshake = self.handshake
         assert handshake is not None
-        subprotocol = message.get("subprotocol")
-        if subprotocol is not None and subprotocol not in handshake.subprotocols:
-            # RFC 6455 §4.2.2: the choice MUST be one the client offered. No client can take
-            # such an upgrade, so the handshake ends without an answer, as in daphne and
-            # hypercorn (and Falcon's server tests), and the app hears why.
-            self.phase = ABANDONED
-            self.handshake_done()
-            self.close_transport()
-            raise RuntimeError(
-                f"Subprotocol {subprotocol!r} was not offered by the client "
-                f"(offered: {handshake.subprotocols})"
-            )
-        extra = []
-        for name, value in message.get("headers") or ():
-            check_header(name, value)
-            if name.lower() in _RESERVED:
-                raise ValueError(f"Header {name!r} is set by the WebSocket handshake")
-            extra.append(b"%s: %s\r\n" % (name, value))
+        try:
+            subprotocol, extra = accept_fields(message, handshake.subprotocols)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            short = "subprotocol not offered" if isinstance(exc, RuntimeError) else "invalid accept"
+            self.abandon_handshake(f"invalid 'websocket.accept': {exc}", short)
+            raise
         config = self.config
         deflate = None
         extension_header = None
@@ -368,11 +406,14 @@ class WebSocketProtocol(WebSocketIO):
                 self.state.default_headers,
                 subprotocol,
                 extension_header,
-                b"".join(extra),
+                extra,
             )
         )
         self.phase = CONNECTED
         self.handshake = None  # not needed any more; keeps the connection small
+        if self.state.access_log:
+            self.opened_at = time.monotonic()
+            self.log_access("[accepted]")
         conn = Connection(
             Side.SERVER,
             transport.write,
@@ -391,15 +432,32 @@ class WebSocketProtocol(WebSocketIO):
         if self.state.shutting_down:
             self.start_close(CloseCode.SERVICE_RESTART, "server shutting down")
 
+    def abandon_handshake(self, why: str, short: str) -> None:
+        """Fail the opening handshake closed: the app's answer was invalid, so the connection
+        closes without an answer (never a 101, nor the 403 a later ``websocket.close`` would
+        have produced: RFC 6455 §4.2.2 leaves no valid response), and the log says why."""
+        logger.error("WebSocket handshake abandoned, connection closed unanswered: %s", why)
+        self.phase = ABANDONED
+        self.handshake_done()
+        self.log_access(f"[abandoned: {short}]")
+        self.close_transport()
+
     def denial_start(self, message: Message) -> None:
         """WebSocket Denial Response extension: an HTTP response instead of the upgrade."""
         self.check_client_present()
-        head = [final_status_line(message["status"]), self.state.default_headers]
-        for name, value in message.get("headers") or ():
-            check_header(name, value)
-            if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
-                continue  # the body is framed by us
-            head.append(b"%s: %s\r\n" % (name, value))
+        try:
+            head = [final_status_line(message.get("status")), self.state.default_headers]
+            for name, value in message.get("headers") or ():
+                check_header(name, value)
+                if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
+                    continue  # the body is framed by us
+                head.append(b"%s: %s\r\n" % (name, value))
+        except (TypeError, ValueError) as exc:
+            # The app chose to answer with HTTP, and its answer is broken: a 500 instead, as
+            # for an HTTP response, at once (a later websocket.close must not become a 403).
+            logger.error("Invalid WebSocket denial response, 500 sent instead: %s", exc)
+            self.reject(500, "Internal Server Error")
+            raise
         self.denial = (head, [])
         self.phase = RESPONSE
 
@@ -413,6 +471,7 @@ class WebSocketProtocol(WebSocketIO):
         head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(payload))
         head.append(payload)
         self.phase = REJECTED
+        self.log_access(head[0][9:-2].decode("latin-1"))
         self.transport.write(b"".join(head))
         self.close_transport()
 

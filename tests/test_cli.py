@@ -135,13 +135,13 @@ def test_a_new_option_is_one_field() -> None:
 
     @dataclasses.dataclass
     class Extended(Config):
-        reload_delay: float = option(0.25, "wait between reloads", group="processes", parse=seconds)
+        drain_pause: float = option(0.25, "pause before draining", group="processes", parse=seconds)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cli, "Config", Extended)
-        assert options()["reload_delay"] == 0.25
-        assert options("--reload-delay", "1.5")["reload_delay"] == 1.5
-        assert "--reload-delay RELOAD_DELAY" in build_parser().format_help()
+        assert options()["drain_pause"] == 0.25
+        assert options("--drain-pause", "1.5")["drain_pause"] == 1.5
+        assert "--drain-pause SECONDS" in build_parser().format_help()
 
 
 def test_a_switch_that_defaults_to_on_must_be_negatable() -> None:
@@ -221,7 +221,7 @@ def test_flag_value(argv: list[str], name: str, value: Any) -> None:
         (["--limit-request-line=-1k"], "size must not be negative"),
         (["--limit-request-line", "lots"], "argument --limit-request-line"),
         (["--header", "no colon"], "expected 'Name: value'"),
-        (["--port", "http"], "invalid int value: 'http'"),
+        (["--port", "http"], "argument --port: must be a number 0-65535, not 'http'"),
         (["--loop", "asyncio"], "argument --loop: invalid choice"),
     ],
 )
@@ -431,3 +431,167 @@ def test_choice_maps_names_and_shows_only_its_own() -> None:
 
 
 async def _noop(scope: Any, receive: Any, send: Any) -> None: ...
+
+
+# -- errors a person makes at the command line ----------------------------------------------
+
+
+def error_lines(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
+    """A usage error: exit 2 and exactly two lines, the problem and where the help is."""
+    lines = parse_error(capsys, *argv).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[1] == "Run 'krandog-asgi --help' for the options."
+    return lines
+
+
+@pytest.mark.parametrize("value", ["99999", "65536", "-1"])
+def test_port_outside_0_to_65535_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    (line, _) = error_lines(capsys, "--port", value)
+    assert line == f"krandog-asgi: error: argument --port: must be 0-65535, not {value}"
+    assert options("--port", "65535")["port"] == 65535
+    with pytest.raises(ValueError, match="port must be 0-65535, not 70000"):
+        Config(app="m:app", port=70000)
+
+
+def test_workers_zero_is_refused_on_the_command_line_and_in_python(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (line, _) = error_lines(capsys, "--workers", "0")
+    assert line == "krandog-asgi: error: argument --workers: must be at least 1, not 0"
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        Config(app="m:app", workers=0)
+    monkeypatch.setenv("WEB_CONCURRENCY", "0")
+    with pytest.raises(SystemExit, match=r"\$WEB_CONCURRENCY must be at least 1"):
+        options()
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["--prot", "80"], "(did you mean --port?)"),
+        (["--workrs=3"], "(did you mean --workers?)"),
+        (["--relod", "--acess-log"], "(did you mean --reload or --access-log?)"),
+        (["--ws-max-sise", "1m"], "(did you mean --ws-max-size?)"),
+    ],
+)
+def test_a_misspelt_flag_gets_did_you_mean_instead_of_the_usage(
+    capsys: pytest.CaptureFixture[str], argv: list[str], suggestion: str
+) -> None:
+    (line, _) = error_lines(capsys, *argv)
+    assert line.startswith("krandog-asgi: error: unrecognized arguments: ")
+    assert line.endswith(suggestion)
+
+
+def test_a_flag_nothing_resembles_gets_no_guess(capsys: pytest.CaptureFixture[str]) -> None:
+    (line, _) = error_lines(capsys, "--zzzzzzzz")
+    assert line == "krandog-asgi: error: unrecognized arguments: --zzzzzzzz"
+
+
+def test_missing_app_is_a_short_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "krandog-asgi: error: the following arguments are required: APP",
+        "Run 'krandog-asgi --help' for the options.",
+    ]
+
+
+# -- uvicorn's flags with the same meaning --------------------------------------------------
+
+
+def test_interface_asgi3_is_uvicorns_name_for_asgi(capsys: pytest.CaptureFixture[str]) -> None:
+    assert options("--interface", "asgi3")["interface"] == "asgi"
+    assert Config(app="m:app", interface="asgi3").interface == "asgi"  # type: ignore[arg-type]
+    (line, _) = error_lines(capsys, "--interface", "asgi2")  # ASGI 2 apps are not served
+    assert "invalid choice: 'asgi2'" in line
+
+
+def test_reload_delay_jitter_and_worker_healthcheck_flags() -> None:
+    assert options()["reload_delay"] == 0.25
+    assert options("--reload-delay", "1.5")["reload_delay"] == 1.5
+    assert options()["limit_max_requests_jitter"] == 0
+    assert options("--limit-max-requests-jitter", "20")["limit_max_requests_jitter"] == 20
+    assert options()["timeout_worker_healthcheck"] == 5.0
+    assert options("--timeout-worker-healthcheck", "0")["timeout_worker_healthcheck"] is None
+
+
+def test_jitter_gives_each_worker_its_own_request_limit() -> None:
+    import asyncio
+
+    from krandog_asgi.process.state import ServerState
+
+    loop = asyncio.new_event_loop()
+    try:
+
+        def limit(**options: Any) -> int | None:
+            return ServerState(Config(app="m:app", **options), _noop, loop).max_requests
+
+        limits = {limit(limit_max_requests=100, limit_max_requests_jitter=10) for _ in range(60)}
+        assert limits <= set(range(100, 111))
+        assert len(limits) > 3  # spread out, not one shared value
+        assert {limit(limit_max_requests=100) for _ in range(10)} == {100}
+        assert limit() is None
+    finally:
+        loop.close()
+
+
+# -- --help ----------------------------------------------------------------------------------
+
+
+def test_help_at_80_columns_wraps_and_names_the_connect_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    text = build_parser().format_help()
+    too_long = [line for line in text.splitlines() if len(line) > 80]
+    assert not too_long, too_long
+    assert text.startswith(
+        "usage: krandog-asgi APP [options]\n       krandog-asgi connect URL [options]\n"
+    )
+    assert "krandog-asgi connect URL   interactive WebSocket client" in text
+    # values are named by what they are, not by the field's name in capitals
+    assert "--timeout-keep-alive SECONDS" in text
+    assert "--ws-max-size BYTES" in text
+    assert "TIMEOUT_" not in text
+    assert "LIMIT_" not in text
+
+
+def test_readme_and_help_agree_on_the_values_of_each_choice() -> None:
+    """Each README table row ``--flag a\\|b\\|c`` lists exactly the values --help shows."""
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(--[a-z-]+) ([a-z0-9-]+(?:\\\|[a-z0-9-]+)+)`", readme, re.M))
+    assert {"--ws", "--interface", "--lifespan"} <= set(rows), rows
+    parser = build_parser()
+    for flag, values in rows.items():
+        action = parser._option_string_actions[flag]
+        shown = action.metavar or "{" + ",".join(action.choices or ()) + "}"
+        assert values.split("\\|") == shown.strip("{}").split(","), flag
+
+
+def test_env_file_is_read_once_by_cli_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI reads it before $WEB_CONCURRENCY, then hands the option to run(): once."""
+    import krandog_asgi.server
+    from krandog_asgi.process import envfile
+
+    env_file = tmp_path / "once.env"
+    env_file.write_text("KRANDOG_ONCE=1\n")
+    reads: list[str] = []
+    real = envfile.load_env_file
+
+    def counting(path: str) -> None:
+        reads.append(path)
+        real(path)
+
+    monkeypatch.setattr(envfile, "load_env_file", counting)
+    monkeypatch.setattr(krandog_asgi.server.Server, "run", lambda self, sockets=None: 0)
+    monkeypatch.setenv("KRANDOG_ONCE", "")
+    monkeypatch.delenv("KRANDOG_ONCE")
+    assert exit_code(lambda: main(["m:app", "--env-file", str(env_file), "--port", "0"])) == 0
+    assert reads == [str(env_file)]

@@ -59,6 +59,27 @@ def test_bad_app_prints_one_clear_line_and_exits_1() -> None:
     assert len(output.splitlines()) == 1, output
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_app_import_that_raises_names_file_and_line_and_debug_shows_the_traceback(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    (tmp_path / "exploding.py").write_text("import os\n\nSETTING = int(os.environ['NOPE_X'])\n")
+    result = run_cli("exploding:app", "--app-dir", str(tmp_path), "--port", "0", *workers)
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).strip()
+    assert output.splitlines() == [
+        "ERROR:    Error loading ASGI app \"exploding:app\": KeyError: 'NOPE_X' "
+        f"({tmp_path / 'exploding.py'}, line 3). Run with --log-level debug to see the traceback."
+    ]
+    debug = run_cli(
+        "exploding:app", "--app-dir", str(tmp_path), "--port", "0", "--log-level", "debug"
+    )
+    assert debug.returncode == 1
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "SETTING = int(os.environ['NOPE_X'])" in debug.stderr
+    assert "Run with --log-level debug" not in debug.stderr
+
+
 def test_bad_app_with_workers_fails_fast_in_parent() -> None:
     result = run_cli("nosuchmodule:app", "--workers", "2", "--port", "0")
     assert result.returncode == 1
@@ -164,6 +185,46 @@ def test_operational_errors_are_one_clear_line(flags: list[str], message: str) -
     # (binding happens after lifespan startup, as in uvicorn: its INFO lines come first)
     errors = [line for line in output.splitlines() if not line.startswith("INFO:")]
     assert len(errors) == 1, output
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_bind_errors_name_the_address_in_every_mode(workers: list[str], tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.close(fd)
+        for flags, message in (
+            (["--port", str(port)], f"Cannot bind to 127.0.0.1:{port}: Address already in use"),
+            (
+                ["--host", "nosuchhost.invalid", "--port", "0"],
+                "Cannot bind to nosuchhost.invalid:0: unknown host 'nosuchhost.invalid'",
+            ),
+            (["--fd", str(fd)], f"Cannot bind to --fd {fd}: Bad file descriptor"),
+            (
+                ["--uds", str(tmp_path / "no" / "s.sock")],
+                f"Cannot bind to {tmp_path / 'no' / 's.sock'}: No such file or directory",
+            ),
+        ):
+            result = run_cli("proc:app", "--app-dir", str(APPS), *workers, *flags)
+            output = (result.stdout + result.stderr).strip()
+            assert result.returncode == 1, output
+            errors = [line for line in output.splitlines() if not line.startswith("INFO:")]
+            assert errors == [f"ERROR:    {message}"], output
+            assert "Started server process" not in output or not workers
+
+
+def test_a_warning_has_its_warning_level_prefix() -> None:
+    pytest.importorskip("watchfiles")
+    proc = spawn_cli(
+        "--port", "0", "--reload", "--workers", "2", env=dict(os.environ, NO_COLOR="1")
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert first == 'WARNING:  "workers" is ignored when "reload" is enabled.\n'
 
 
 def test_workers_fail_once_in_the_parent_for_bad_options(tmp_path: Path) -> None:
@@ -296,7 +357,8 @@ def _pids(url: str, n: int) -> set[int]:
 
 def test_workers_share_the_socket_and_are_restarted(serve) -> None:
     server = serve("proc:app", "--workers", "2")
-    assert server.wait_for_log(r"(?s)(running on.*){2}", timeout=15)
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    assert server.log.count("running on") == 1  # the parent's, not one per worker
     started = [
         int(p) for p in __import__("re").findall(r"Started server process \[(\d+)\]", server.log)
     ]
@@ -306,7 +368,7 @@ def test_workers_share_the_socket_and_are_restarted(serve) -> None:
     victim = started[0]
     os.kill(victim, signal.SIGKILL)
     assert server.wait_for_log(rf"Worker \[{victim}\] died", timeout=10)
-    assert server.wait_for_log(r"(?s)(running on.*){3}", timeout=15)
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){3}", timeout=15)
     new = [
         int(p) for p in __import__("re").findall(r"Started server process \[(\d+)\]", server.log)
     ]
@@ -321,6 +383,73 @@ def test_workers_share_the_socket_and_are_restarted(serve) -> None:
     for pid in new[1:]:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _started(server: Any) -> list[int]:
+    return [int(p) for p in re.findall(r"Started server process \[(\d+)\]", server.log)]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_stopped_worker_fails_its_health_check_and_is_replaced(serve) -> None:
+    server = serve("proc:app", "--workers", "2", "--timeout-worker-healthcheck", "1")
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    victim, _other = _started(server)
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        assert server.wait_for_log(
+            rf"Worker \[{victim}\] did not answer a health check within 1s", timeout=10
+        ), server.log
+        assert server.wait_for_log(r"(?s)(Application startup complete.*){3}", timeout=15)
+        assert _gone(victim)
+        replacement = _started(server)[2]
+        seen: set[int] = set()
+        deadline = time.monotonic() + 10
+        while replacement not in seen and time.monotonic() < deadline:
+            seen |= _pids(server.url + "/", 10)
+        assert replacement in seen
+        assert victim not in seen
+    finally:
+        if not _gone(victim):
+            os.kill(victim, signal.SIGKILL)
+    assert server.stop() == 0
+    assert "did not answer" not in server.log.replace(f"Worker [{victim}] did not answer", "")
+
+
+def test_a_worker_whose_event_loop_is_blocked_is_replaced(serve) -> None:
+    server = serve("proc:app", "--workers", "2", "--timeout-worker-healthcheck", "1")
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    started = _started(server)
+    with pytest.raises(httpx.HTTPError):  # the worker is killed while it blocks
+        httpx.get(server.url + "/block/30", timeout=15)
+    found = re.search(r"Worker \[(\d+)\] did not answer a health check", server.log)
+    assert found, server.log
+    victim = int(found.group(1))
+    assert victim in started
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){3}", timeout=15)
+    assert _gone(victim)
+    assert victim not in _pids(server.url + "/", 10)
+    assert server.stop() == 0
+
+
+def test_healthy_workers_are_left_alone_and_zero_disables_the_check(serve) -> None:
+    server = serve("proc:app", "--workers", "2", "--timeout-worker-healthcheck", "0")
+    assert server.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    # a loop blocked for 2 s is not a failure when the check is off
+    assert httpx.get(server.url + "/block/2", timeout=10).status_code == 200
+    checked = serve("proc:app", "--workers", "2", "--timeout-worker-healthcheck", "0.5")
+    assert checked.wait_for_log(r"(?s)(Application startup complete.*){2}", timeout=15)
+    time.sleep(2)  # four ping rounds, each answered
+    assert len(_started(checked)) == 2
+    for srv in (server, checked):
+        assert srv.stop() == 0
+        assert "health check" not in srv.log
 
 
 # -- reload ----------------------------------------------------------------------------------
@@ -357,6 +486,9 @@ def test_reload_restarts_on_change(serve, tmp_path: Path) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     assert text == "two"
+    # the reloader announces the address once; each child says it started
+    assert server.log.count("running on") == 1
+    assert len(_started(server)) == 2
 
 
 # -- signals and graceful shutdown -----------------------------------------------------------

@@ -9,13 +9,16 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from krandog_asgi.wsclient.commands import Close, Help, Ping, Send, Usage, parse_line
 from tests.support.certs import Certificates, make_certificates
 from tests.support.peers import STEP, krandog_server
+from tests.support.recording import RecordingServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +66,7 @@ class Client:
         return status, self.proc.stderr.read()
 
 
-def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, stdin: str | None = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "krandog_asgi", "connect", *args],
         input=stdin,
@@ -218,3 +221,163 @@ def test_self_signed_tls_needs_insecure_or_a_ca_file(tls_url: tuple[str, Certifi
     assert insecure.returncode == 0, insecure.stderr
     trusted = run_cli(url + "/close/1000", "--ca-file", str(certs.cafile))
     assert trusted.returncode == 0, trusted.stderr
+
+
+# -- piped input, --execute, -c --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Iterator[RecordingServer]:
+    with RecordingServer() as srv:
+        yield srv
+
+
+def fresh(recorder: RecordingServer, name: str) -> str:
+    recorder.path = f"/{name}"
+    return recorder.url
+
+
+def test_piped_lines_wait_for_late_replies_by_default(recorder: RecordingServer) -> None:
+    """stdin ends at once; the replies (one 0.5 s late) are still printed, then 1000."""
+    url = fresh(recorder, "late")
+    result = run_cli(url, stdin="first\npush:0.5:late reply\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "first\nlate reply\n"
+    assert recorder.closes.get(timeout=STEP) == (1000, "")
+
+
+def test_piped_input_closes_after_wait_seconds_without_replies(recorder: RecordingServer) -> None:
+    url = fresh(recorder, "silent")
+    started = time.monotonic()
+    result = run_cli(url, "--wait", "0.5", stdin="push:30:never in time\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert time.monotonic() - started < 20  # not the 30 s of the push
+    assert recorder.closes.get(timeout=STEP) == (1000, "")
+
+
+def test_a_server_that_never_stops_sending_gets_wait_seconds_after_the_replies(
+    recorder: RecordingServer,
+) -> None:
+    url = fresh(recorder, "stream")
+    result = run_cli(url, "--wait", "0.5", stdin="stream\n")
+    assert result.returncode == 0, result.stderr
+    ticks = result.stdout.splitlines()
+    assert len(ticks) > 3
+    assert set(ticks) == {"tick"}
+    assert recorder.closes.get(timeout=STEP) == (1000, "")
+
+
+def test_wait_zero_closes_as_soon_as_input_ends(recorder: RecordingServer) -> None:
+    url = fresh(recorder, "nowait")
+    result = run_cli(url, "-w", "0", stdin="push:1:too late\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert recorder.next_message() == "push:1:too late"
+
+
+def test_execute_sends_each_message_waits_for_replies_and_ignores_stdin(
+    recorder: RecordingServer,
+) -> None:
+    url = fresh(recorder, "execute")
+    result = run_cli(url, "-x", "one", "--execute", "push:0.3:two", stdin="not sent\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "one\ntwo\n"
+    assert [recorder.next_message(), recorder.next_message()] == ["one", "push:0.3:two"]
+    assert recorder.received.empty()
+
+
+def test_slash_flag_enables_commands_for_piped_input(recorder: RecordingServer) -> None:
+    url = fresh(recorder, "slash")
+    result = run_cli(url, "--slash", stdin="/binary hex 0102\n/close 4002 scripted\n")
+    assert result.returncode == 1, result.stderr
+    assert recorder.next_message() == b"\x01\x02"
+    assert recorder.closes.get(timeout=STEP) == (4002, "scripted")
+    plain = run_cli(fresh(recorder, "noslash"), stdin="/close 4002\n")
+    assert plain.stdout == "/close 4002\n"  # without --slash it is just text: echoed back
+
+
+def test_dash_c_takes_the_url_as_wscat_does(recorder: RecordingServer) -> None:
+    url = fresh(recorder, "dash-c")
+    result = run_cli("-c", url, "-x", "hi")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n"
+    both = run_cli(url, "-c", url)
+    assert both.returncode == 2
+    assert "give the URL once" in both.stderr
+    neither = run_cli()
+    assert neither.returncode == 2
+    assert "the URL is missing" in neither.stderr
+
+
+def test_a_misspelt_option_gets_did_you_mean() -> None:
+    result = run_cli("ws://127.0.0.1:9/", "--wiat", "1")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "krandog-asgi connect: error: unrecognized arguments: --wiat 1 (did you mean --wait?)",
+        "Run 'krandog-asgi connect --help' for the options.",
+    ]
+
+
+# -- slash commands, parsed ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "action"),
+    [
+        ("hello", Send("hello")),
+        ("", Send("")),
+        ("//etc", Send("/etc")),
+        ("/ping", Ping(None)),
+        ("/ping abc", Ping(b"abc")),
+        ("/binary hex 00ff", Send(b"\x00\xff")),
+        ("/binary text héllo", Send("héllo".encode())),
+        ("/binary raw words", Send(b"raw words")),
+        ("/close", Close(1000, "")),
+        ("/close 4000", Close(4000, "")),
+        ("/close 3001 see you soon", Close(3001, "see you soon")),
+        ("/help", Help()),
+    ],
+)
+def test_parse_line(line: str, action: object) -> None:
+    assert parse_line(line) == action
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("/binary", "/binary needs data"),
+        ("/binary hex zz", "not hex digits"),
+        ("/close abc", "the code must be a number"),
+        ("/close 1006", "1000 or 3000-4999, not 1006"),
+        ("/close 5000", "1000 or 3000-4999, not 5000"),
+        ("/close 4000 " + "x" * 124, "longer than 123 bytes"),
+        ("/frobnicate", "unknown command /frobnicate"),
+    ],
+)
+def test_parse_line_refuses_what_cannot_be_sent(line: str, message: str) -> None:
+    action = parse_line(line)
+    assert isinstance(action, Usage)
+    assert message in action.message
+
+
+def test_without_commands_every_line_is_text() -> None:
+    assert parse_line("/close 4000", commands=False) == Send("/close 4000")
+
+
+def test_connect_help_wraps_at_80_columns() -> None:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "krandog_asgi", "connect", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=dict(os.environ, COLUMNS="80"),
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: krandog-asgi connect [-c] URL [options]\n")
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    for option in ("--execute", "--wait", "--slash", "--history-file", "-c URL, --connect URL"):
+        assert option in result.stdout

@@ -12,7 +12,7 @@ from tests.support.servers import RunningServer
 
 LINE = re.compile(
     r'INFO: +(?P<client>\S+) - "(?P<method>\S+) (?P<path>.*) HTTP/(?P<version>1\.[01])" '
-    r"(?P<status>\d{3}) (?P<size>\d+) (?P<ms>\d+\.\d)ms$"
+    r"(?P<status>\d{3}) (?P<phrase>[A-Za-z' -]*?) ?(?P<size>\d+) (?P<ms>\d+(?:\.\d+)?)ms$"
 )
 
 
@@ -35,6 +35,7 @@ def test_access_log_fields(http_app: RunningServer) -> None:
     assert m.group("path") == "/log/fields?x=1"
     assert m.group("version") == "1.1"
     assert m.group("status") == "200"
+    assert m.group("phrase") == "OK"
     assert m.group("size") == str(len(b"logged"))
     assert float(m.group("ms")) >= 0
 
@@ -58,6 +59,7 @@ def test_access_log_errors_and_500(http_app: RunningServer) -> None:
         c.request(get("/raise?logerr=1"))
     (m,) = access_lines(http_app, "logerr=1")
     assert m.group("status") == "500"
+    assert m.group("phrase") == "Internal Server Error"
 
 
 def test_access_log_http10_and_post(http_app: RunningServer) -> None:
@@ -110,3 +112,43 @@ def test_no_access_log_flag(serve) -> None:
         c.request(post("/echo", b"x"))
     time.sleep(0.3)
     assert "/log/silent" not in srv.log
+
+
+def test_access_log_duration_of_a_fast_request_has_real_precision(http_app: RunningServer) -> None:
+    """Microseconds show (three decimals under 1 ms), not uvloop's millisecond clock steps."""
+    with Conn(http_app.port) as c:
+        for i in range(5):
+            c.request(get(f"/log/fast?n={i}"))
+    found = access_lines(http_app, "/log/fast?n=4")
+    assert found
+    durations = [m.group("ms") for m in access_lines(http_app, "/log/fast")]
+    assert len(durations) == 5
+    for text in durations:
+        assert float(text) > 0, durations  # never a rounded-down 0.0
+        whole, _, decimals = text.partition(".")
+        assert len(whole) + len(decimals) >= 3 or len(whole) >= 3, durations
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (0.1834, "0.183ms"),
+        (0.0004, "0.000ms"),
+        (4.271, "4.27ms"),
+        (52.14, "52.1ms"),
+        (1503.4, "1503ms"),
+    ],
+)
+def test_duration_format_keeps_three_significant_digits(ms: float, text: str) -> None:
+    from krandog_asgi.http.cycle import format_duration
+
+    assert format_duration(ms) == text
+
+
+def test_status_text_has_the_reason_phrase() -> None:
+    from krandog_asgi.http.cycle import status_text
+
+    assert status_text(200) == "200 OK"
+    assert status_text(404) == "404 Not Found"
+    assert status_text(413) == "413 Content Too Large"  # RFC 9110's name
+    assert status_text(299) == "299"  # no phrase for an unregistered code

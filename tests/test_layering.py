@@ -6,6 +6,7 @@ that ``docs/architecture.md`` draws.
   and threads, and the ``_abnf`` grammar: it runs anywhere, as sans-I/O code should.
 - ``krandog`` and ``compat`` speak ASGI only: the standard library, ``asgi_types``, ``_abnf``.
 - ``wsclient`` and ``client`` never import the server side.
+- ``pubsub`` (the broker) imports only itself, the standard library and redis-py.
 - ``http.request_head`` and ``http.response`` import no I/O module at run time.
 - No import cycle anywhere in the package.
 """
@@ -151,6 +152,16 @@ def test_transport_glue_serves_both_sides(name: str) -> None:
         assert in_layer(target, "krandog_asgi.transport") or in_layer(
             target, "krandog_asgi.websocket"
         ), f"{name} imports {target}"
+
+
+@pytest.mark.parametrize("name", modules_of("krandog_asgi.pubsub"))
+def test_pubsub_is_its_own_layer(name: str) -> None:
+    """The broker imports nothing of the server, HTTP, WebSocket or krandog code: apps under
+    any ASGI server can use it, and the server only hands it to them."""
+    external = external_roots(name)
+    assert external <= STDLIB | {"redis"}, f"{name} imports third-party {external - STDLIB}"
+    for target in internal_imports(name):
+        assert in_layer(target, "krandog_asgi.pubsub"), f"{name} imports {target}"
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -23,7 +23,8 @@ from krandog_asgi.http.response import ClientDisconnected
 from krandog_asgi.process.state import ServerState
 from krandog_asgi.websocket.connection import CloseReceived, Connection, Side
 from krandog_asgi.websocket.frames import OP_CLOSE, OP_TEXT, build_close_payload, build_frame
-from krandog_asgi.ws_protocol import Phase, WebSocketProtocol
+from krandog_asgi.ws_protocol import PENDING_LIMIT, Phase, WebSocketProtocol
+from tests.apps.ws_answers import INVALID_ANSWERS, INVALID_DENIALS
 from tests.support.fakes import PEER, FakeTransport, run
 
 MASK = b"\x01\x02\x03\x04"
@@ -157,6 +158,40 @@ def test_frames_sent_with_the_upgrade_request_reach_the_app_after_the_accept() -
 
     run(main())
     assert seen == [CONNECT, {"type": "websocket.receive", "text": "early"}]
+
+
+def test_a_client_that_floods_before_the_accept_is_paused_then_resumed() -> None:
+    """At most PENDING_LIMIT bytes are held for an app that has not answered yet; reading
+    resumes at the accept and every early message reaches the app, in order."""
+    gate: asyncio.Future[None] | None = None
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert gate is not None
+        await receive()
+        await gate
+        await send({"type": "websocket.accept"})
+        seen.extend([(await receive())["text"] for _ in range(3)])
+
+    async def main() -> None:
+        nonlocal gate
+        gate = asyncio.get_running_loop().create_future()
+        protocol, transport = open_protocol(app)
+        await settle()
+        big = "x" * (PENDING_LIMIT // 2 + 1)
+        protocol.data_received(text_frame("a" + big))
+        assert transport.reading
+        protocol.data_received(text_frame("b" + big))
+        assert not transport.reading  # over the limit: no more is read until the accept
+        protocol.data_received(text_frame("c"))  # already in flight when reading paused
+        gate.set_result(None)
+        await settle()
+        assert transport.reading
+        assert protocol.task is not None
+        await asyncio.wait_for(protocol.task, 1)
+
+    run(main())
+    assert [m[:1] for m in seen] == ["a", "b", "c"]
 
 
 def test_scope_becomes_a_websocket_scope() -> None:
@@ -332,25 +367,132 @@ def test_subprotocol_the_client_did_not_offer_abandons_the_handshake() -> None:
     assert isinstance(errors[1], ClientDisconnected)
 
 
-def test_accept_headers_owned_by_the_handshake_are_refused() -> None:
-    errors: list[BaseException] = []
+# An invalid answer to the upgrade fails the handshake closed: the connection closes without an
+# answer, never a 101 nor the 403 a later websocket.close would produce; the bad send raises the
+# validation error, every later message raises ClientDisconnected (ASGI: an OSError on a closed
+# connection), receive() gives a 1006 disconnect.
+@pytest.mark.parametrize("answer", list(INVALID_ANSWERS.values()), ids=list(INVALID_ANSWERS))
+def test_an_invalid_answer_abandons_the_handshake_and_later_messages_raise(
+    answer: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    outcome: dict[str, Any] = {"later": []}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
         try:
-            await send({"type": "websocket.accept", "headers": [(b"Upgrade", b"h2c")]})
-        except ValueError as exc:
-            errors.append(exc)
-        await send({"type": "websocket.accept"})
+            await send(answer)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            outcome["answer"] = exc
+        # The cleanup an app (or a framework) does after a failed accept: none of it may
+        # produce an ordinary 403 or reach the wire at all.
+        for later in (
+            {"type": "websocket.close", "code": 1000},
+            {"type": "websocket.send", "text": "x"},
+            {"type": "websocket.accept"},
+        ):
+            try:
+                await send(later)
+            except ClientDisconnected as exc:
+                outcome["later"].append(exc)
+        outcome["receive"] = await receive()
+
+    async def main() -> None:
+        headers = [*KEY_HEADERS, (b"sec-websocket-protocol", b"chat")]
+        protocol, transport = open_protocol(app, headers=headers)
+        await settle()
+        assert protocol.phase is Phase.ABANDONED
+        assert protocol.conn is None
+        assert transport.data == b""  # no 101, no 403, no 500: nothing
+        assert transport.closing
+
+    with caplog.at_level(logging.ERROR, "krandog_asgi.error"):
+        run(main())
+    assert isinstance(outcome["answer"], RuntimeError | ValueError | TypeError)
+    assert not isinstance(outcome["answer"], UnexpectedMessage)  # the message is wrong
+    assert len(outcome["later"]) == 3
+    assert isinstance(outcome["later"][0], OSError)
+    assert outcome["receive"] == disconnect(1006)
+    abandoned = [r for r in caplog.records if "handshake abandoned" in r.getMessage()]
+    assert len(abandoned) == 1
+    assert abandoned[0].levelno == logging.ERROR
+    assert str(outcome["answer"]) in abandoned[0].getMessage()  # it says why
+
+
+def test_an_app_that_lets_an_invalid_accept_raise_gets_nothing_sent_and_a_logged_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept", "headers": [(b"upgrade", b"h2c")]})
 
     async def main() -> None:
         protocol, transport = open_protocol(app)
         await settle()
-        assert protocol.phase is Phase.CONNECTED
-        assert transport.data.count(b"HTTP/1.1 101 ") == 1
+        assert protocol.task is not None
+        assert protocol.task.done()
+        assert transport.data == b""  # not even the 500 an app crash before accept gets
+        assert transport.closing
+
+    with caplog.at_level(logging.ERROR, "krandog_asgi.error"):
+        run(main())
+    assert "handshake abandoned" in caplog.text
+    assert "Exception in ASGI application" in caplog.text
+    assert "returned without accepting" not in caplog.text
+
+
+@pytest.mark.parametrize("answer", list(INVALID_DENIALS.values()), ids=list(INVALID_DENIALS))
+def test_an_invalid_denial_response_is_a_500_at_once_and_the_later_close_is_refused(
+    answer: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        for message in (answer, {"type": "websocket.close"}):
+            try:
+                await send(message)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raised.append(exc)
+
+    async def main() -> None:
+        protocol, transport = open_protocol(app)
+        await settle()
+        assert protocol.phase is Phase.REJECTED
+        assert transport.data.startswith(b"HTTP/1.1 500 ")
+        assert transport.data.count(b"HTTP/1.1 ") == 1  # the later close is no 403
+        assert transport.closing
+
+    with caplog.at_level(logging.ERROR, "krandog_asgi.error"):
+        run(main())
+    assert len(raised) == 2
+    assert not isinstance(raised[0], UnexpectedMessage)  # the message is wrong
+    assert isinstance(raised[1], UnexpectedMessage)  # the handshake was already answered
+    assert "Invalid WebSocket denial response, 500 sent instead" in caplog.text
+
+
+def test_valid_accept_headers_reach_the_101() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": "chat",
+                "headers": [(b"x-a", b"1 \t obs-text \xe9"), (b"Set-Cookie", b"a=b")],
+            }
+        )
+
+    async def main() -> None:
+        _protocol, transport = open_protocol(
+            app, headers=[*KEY_HEADERS, (b"sec-websocket-protocol", b"chat")]
+        )
+        await settle()
+        head = transport.data.split(b"\r\n\r\n", 1)[0]
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"\r\nsec-websocket-protocol: chat\r\n" in head
+        assert b"\r\nx-a: 1 \t obs-text \xe9\r\n" in head
+        assert head.endswith(b"\r\nSet-Cookie: a=b")
 
     run(main())
-    assert "set by the WebSocket handshake" in str(errors[0])
 
 
 def test_receive_waiting_before_the_accept_gets_the_first_message() -> None:

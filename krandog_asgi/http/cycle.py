@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +24,7 @@ from krandog_asgi.http.response import (
     ResponseWriter,
     error_response,
     escape_for_log,
+    status_line,
 )
 
 if TYPE_CHECKING:
@@ -126,7 +128,7 @@ class RequestCycle(ResponseWriter):
     def start(self, app: ASGIApp) -> None:
         protocol = self.protocol
         if protocol.state.access_log:
-            self.start_time = protocol.loop.time()
+            self.start_time = time.perf_counter()
         self.task = protocol.loop.create_task(self.run_asgi(app))
 
     async def run_asgi(self, app: ASGIApp) -> None:
@@ -343,18 +345,42 @@ class RequestCycle(ResponseWriter):
         path = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("latin-1")
-        duration = (self.protocol.loop.time() - self.start_time) * 1000.0
+        # perf_counter, not loop.time(): uvloop's clock has millisecond steps, which made
+        # every fast request "0.0ms" or "1.0ms".
+        duration = (time.perf_counter() - self.start_time) * 1000.0
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %s %d %.1fms',
+            '%s - "%s %s HTTP/%s" %s %d %s',
             client_s,
             scope["method"],
             escape_for_log(path),
             scope["http_version"],
             # "-": cancelled or cut off before any response (shutdown, a client that left)
-            self.status or "-",
+            status_text(self.status) if self.status else "-",
             self.bytes_sent,
-            duration,
+            format_duration(duration),
         )
+
+
+_STATUS_TEXT: dict[int, str] = {}
+
+
+def status_text(status: int) -> str:
+    """``200 OK``, as the access log shows a status (uvicorn users read the phrase there)."""
+    text = _STATUS_TEXT.get(status)
+    if text is None:
+        text = _STATUS_TEXT[status] = status_line(status)[9:-2].decode("latin-1").rstrip()
+    return text
+
+
+def format_duration(ms: float) -> str:
+    """Three significant digits or more: ``0.183ms``, ``4.27ms``, ``52.1ms``, ``1503ms``."""
+    if ms < 1.0:
+        return f"{ms:.3f}ms"
+    if ms < 10.0:
+        return f"{ms:.2f}ms"
+    if ms < 100.0:
+        return f"{ms:.1f}ms"
+    return f"{ms:.0f}ms"
 
 
 def _unexpected(kind: object) -> str:

@@ -9,6 +9,7 @@ import re
 from typing import Any, ClassVar, Literal
 
 from krandog_asgi.krandog.asgi import Scope
+from krandog_asgi.krandog.channels import BrokerLike
 from krandog_asgi.krandog.response import BadRequest
 from krandog_asgi.krandog.scope import Headers, Query, ScopeFields
 from krandog_asgi.krandog.sender import WebSocket
@@ -81,6 +82,14 @@ class _WebSocketFields:
     @property
     def client(self) -> tuple[str, int] | None:
         return self.ws.client
+
+    @property
+    def broker(self) -> BrokerLike:
+        return self.ws.broker
+
+    def publish(self, channel: str, data: str | bytes) -> Any:
+        """``req.publish(channel, data)``: as ``req.ws.publish``; see ``ScopeFields.publish``."""
+        return self.ws.publish(channel, data)
 
 
 class WebSocketMessage(_WebSocketFields):

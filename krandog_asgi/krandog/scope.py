@@ -8,10 +8,11 @@ Its own module because ``req.ws`` (``sender``) reads these fields too, and a Web
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote
 
 from krandog_asgi.krandog.asgi import Scope
+from krandog_asgi.krandog.channels import BrokerLike, broker_of
 
 __all__ = ["Headers", "Query", "ScopeFields"]
 
@@ -155,3 +156,15 @@ class ScopeFields:
     def client(self) -> tuple[str, int] | None:
         client = self.scope.get("client")
         return (client[0], client[1]) if client else None
+
+    @property
+    def broker(self) -> BrokerLike:
+        """The worker's pub/sub broker (``krandog_asgi.pubsub``), from the scope."""
+        return broker_of(self.scope)
+
+    def publish(self, channel: str, data: str | bytes) -> Any:
+        """Publish ``data`` to every subscriber of ``channel``, in every worker sharing the
+        broker. A plain call from a sync handler (no await needed; order is kept) that raises
+        ``PublishError`` when the backend is unreachable; the returned future may be awaited
+        to learn that the backend took it (from a handler thread: a concurrent future)."""
+        return broker_of(self.scope).publish_nowait(channel, data)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Final
 
 from krandog_asgi._abnf import close_code_is_sendable
 from krandog_asgi.krandog.asgi import Message, Scope, Send
+from krandog_asgi.krandog.channels import ListenerLike
 from krandog_asgi.krandog.scope import ScopeFields
 
 __all__ = [
@@ -156,6 +157,7 @@ class WebSocket(ScopeFields):
         "_drainer",
         "_inflight",
         "_limit",
+        "_listeners",
         "_loop",
         "_queue",
         "_queued_bytes",
@@ -188,6 +190,7 @@ class WebSocket(ScopeFields):
         # While a sync handler of this connection runs on the loop, its own sends collect here
         # and the message loop awaits them right after it returns (cheaper than one by one).
         self._batch: list[Message] | None = None
+        self._listeners: dict[str, ListenerLike] | None = None  # channels: subscribe()
 
     @property
     def bufferedAmount(self) -> int:  # the browser's name
@@ -244,6 +247,32 @@ class WebSocket(ScopeFields):
         if state == CONNECTING:
             return _DONE  # the upgrade is refused once the handler returns
         return self._submit(message, 0)
+
+    # -- pub/sub -----------------------------------------------------------------------------
+
+    def subscribe(self, channel: str) -> None:
+        """Send this client everything published to ``channel`` (from any worker sharing the
+        broker) until ``unsubscribe`` or the connection ends; subscribing twice is one."""
+        listeners = self._listeners
+        if listeners is None:
+            listeners = self._listeners = {}
+        if channel not in listeners and self.readyState < CLOSING:
+            listeners[channel] = self.broker.listen(channel, self.send)
+
+    def unsubscribe(self, channel: str | None = None) -> None:
+        """Stop receiving ``channel`` (every channel when None)."""
+        listeners = self._listeners
+        if not listeners:
+            return
+        for name in list(listeners) if channel is None else [channel]:
+            listener = listeners.pop(name, None)
+            if listener is not None:
+                listener.close()
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels this connection is subscribed to."""
+        return list(self._listeners or ())
 
     def _send_slow(self, message: Message, size: int) -> Awaitable[None]:
         if _get_ident() != self._thread:
@@ -389,6 +418,7 @@ class WebSocket(ScopeFields):
     def _finish(self) -> None:
         """The connection is over: CLOSED, and let go of the server's objects and the queue."""
         self.readyState = CLOSED
+        self.unsubscribe()
         self._send = None
         self._drop_queue()
         self._queue = None

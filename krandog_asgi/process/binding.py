@@ -14,7 +14,16 @@ import ssl
 import stat
 from typing import Protocol
 
-__all__ = ["ListenOptions", "TLSOptions", "bind_socket", "create_ssl_context", "remove_unix_socket"]
+__all__ = [
+    "BindError",
+    "ListenOptions",
+    "TLSOptions",
+    "bind_error",
+    "bind_socket",
+    "create_ssl_context",
+    "remove_unix_socket",
+    "running_on",
+]
 
 
 class ListenOptions(Protocol):
@@ -60,18 +69,64 @@ def bind_socket(options: ListenOptions) -> socket.socket:
     if options.uds:
         sock = _bind_unix(options.uds)
     elif options.fd is not None:
-        sock = socket.socket(fileno=options.fd)
+        try:
+            sock = socket.socket(fileno=options.fd)
+        except OSError as exc:
+            raise bind_error(exc, options) from exc
     else:
         family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((options.host, options.port))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((options.host, options.port))
+        except OSError as exc:
+            sock.close()
+            raise bind_error(exc, options) from exc
     if options.fd is None:
-        sock.listen(options.backlog)
+        try:
+            sock.listen(options.backlog)
+        except OSError as exc:
+            sock.close()
+            raise bind_error(exc, options) from exc
     sock.set_inheritable(True)
     return sock
+
+
+class BindError(OSError):
+    """A socket that could not be bound or used; ``str()`` is the line for the user (without
+    OSError's ``[Errno N]`` prefix), ``errno`` stays for code that checks it."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def bind_error(exc: OSError, options: ListenOptions) -> OSError:
+    """``exc`` as one line that names the address: the kernel's message alone ("Address
+    already in use") does not say which one, and a resolver error does not name the host."""
+    if options.uds:
+        where = f"unix socket {options.uds}"
+    elif options.fd is not None:
+        where = f"--fd {options.fd}"
+    else:
+        host = options.host
+        where = f"[{host}]:{options.port}" if ":" in host else f"{host}:{options.port}"
+    if isinstance(exc, socket.gaierror):
+        return BindError(exc.errno, f"Cannot bind to {where}: unknown host {options.host!r}")
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return BindError(exc.errno, f"Cannot bind to {where}: {reason}")
+
+
+def running_on(sock: socket.socket, scheme: str) -> str:
+    """The "running on" line for a listening socket: tests and scripts read the port of
+    ``--port 0`` from it, so every mode prints it once, in this form."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"krandog-asgi running on unix socket {name} (Press CTRL+C to quit)"
+    host, port = name[0], name[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"krandog-asgi running on {scheme}://{shown}:{port} (Press CTRL+C to quit)"
 
 
 def _bind_unix(path: str) -> socket.socket:
@@ -82,14 +137,16 @@ def _bind_unix(path: str) -> socket.socket:
     else:
         if not stat.S_ISSOCK(mode):
             # Only a stale socket is replaced, never a file that happens to be there.
-            raise OSError(errno.EADDRINUSE, f"{path} exists and is not a socket")
+            raise BindError(
+                errno.EADDRINUSE, f"Cannot bind to {path}: it exists and is not a socket"
+            )
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"Cannot bind to {path}: {exc.strerror}") from exc
+        raise BindError(exc.errno, f"Cannot bind to {path}: {exc.strerror}") from exc
     os.chmod(path, 0o666)
     info = os.stat(path)
     _BOUND_UNIX_SOCKETS[path] = (info.st_dev, info.st_ino)
@@ -108,23 +165,76 @@ def remove_unix_socket(path: str) -> None:
 
 
 def create_ssl_context(options: TLSOptions) -> ssl.SSLContext:
-    """The server's TLS context (ALPN offers HTTP/1.1 only). Raises ``OSError`` (``SSLError``)
-    or ``ValueError`` for files that cannot be used."""
+    """The server's TLS context (ALPN offers HTTP/1.1 only). Raises ``ValueError`` saying which
+    file is at fault: the certificate and the key are checked one after the other, since
+    OpenSSL's error for a bad pair ("PEM lib") does not say which of the two it was."""
+    certfile, keyfile = options.ssl_certfile, options.ssl_keyfile
+    if certfile is None:
+        raise ValueError("--ssl-keyfile needs --ssl-certfile")
+    _check_readable("--ssl-certfile", certfile)
+    if keyfile is not None:
+        _check_readable("--ssl-keyfile", keyfile)
+    _check_certificate(certfile)
     ctx = ssl.SSLContext(options.ssl_version)
     password = options.ssl_keyfile_password
-
-    def get_password() -> str:
-        return password or ""
-
-    if options.ssl_certfile is None:
-        raise ValueError("--ssl-keyfile needs --ssl-certfile")
-    ctx.load_cert_chain(
-        options.ssl_certfile, options.ssl_keyfile, get_password if password is not None else None
-    )
+    try:
+        ctx.load_cert_chain(certfile, keyfile, (lambda: password) if password is not None else None)
+    except ssl.SSLError as exc:
+        raise ValueError(_key_problem(exc, certfile, keyfile, password is not None)) from exc
     ctx.verify_mode = ssl.VerifyMode(options.ssl_cert_reqs)
     if options.ssl_ca_certs:
-        ctx.load_verify_locations(options.ssl_ca_certs)
+        _check_readable("--ssl-ca-certs", options.ssl_ca_certs)
+        try:
+            ctx.load_verify_locations(options.ssl_ca_certs)
+        except ssl.SSLError as exc:
+            raise ValueError(
+                f"--ssl-ca-certs {options.ssl_ca_certs} holds no usable CA certificate "
+                f"({exc.reason or exc})"
+            ) from exc
     if options.ssl_ciphers:
-        ctx.set_ciphers(options.ssl_ciphers)
+        try:
+            ctx.set_ciphers(options.ssl_ciphers)
+        except ssl.SSLError as exc:
+            raise ValueError(f"--ssl-ciphers {options.ssl_ciphers!r} selects no cipher") from exc
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+def _check_readable(flag: str, path: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read {flag} {path}: {exc.strerror}") from exc
+
+
+def _check_certificate(certfile: str) -> None:
+    """Parse the certificates alone (into a throwaway context's trust store)."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(certfile)
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"the certificate is bad: --ssl-certfile {certfile} holds no valid PEM certificate "
+            f"({exc.reason or exc})"
+        ) from exc
+
+
+def _key_problem(exc: ssl.SSLError, certfile: str, keyfile: str | None, has_password: bool) -> str:
+    """The certificate parsed, so the key (or the pair) is what failed."""
+    where = (
+        f"--ssl-keyfile {keyfile}" if keyfile else f"--ssl-certfile {certfile} (no --ssl-keyfile)"
+    )
+    reason = str(exc.reason or "")
+    if reason == "KEY_VALUES_MISMATCH":
+        return f"the key does not match the certificate: {where}"
+    if "DECRYPT" in reason or (has_password and _is_encrypted(keyfile or certfile)):
+        return f"the key is bad: {where} cannot be decrypted (wrong --ssl-keyfile-password?)"
+    return f"the key is bad: {where} holds no valid PEM private key ({reason or exc})"
+
+
+def _is_encrypted(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return b"ENCRYPTED" in fh.read(1 << 16)
+    except OSError:
+        return False

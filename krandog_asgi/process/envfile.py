@@ -1,7 +1,7 @@
 """``--env-file``: ``KEY=VALUE`` lines loaded into ``os.environ`` before the app is imported.
 
-Used by the CLI (before it reads defaults such as ``$WEB_CONCURRENCY``), by ``run()`` and by
-each worker process.
+Loaded once per process: by the CLI (before it reads defaults such as ``$WEB_CONCURRENCY``) or
+by ``run()``; worker processes inherit the variables from their parent.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import os
 import sys
 
 __all__ = ["apply_env_file", "load_env_file"]
+
+_LOADED: set[str] = set()  # absolute paths already applied in this process
 
 
 def load_env_file(path: str) -> None:
@@ -38,10 +40,17 @@ def load_env_file(path: str) -> None:
 
 
 def apply_env_file(path: str) -> bool:
-    """``load_env_file`` for the command line: False, with one line on stderr, if unreadable."""
+    """``load_env_file`` for the command line: False, with one line on stderr, if unreadable.
+
+    A file already applied in this process is not read again (the CLI loads it before
+    reading ``$WEB_CONCURRENCY``, then hands the same option to ``run()``)."""
+    key = os.path.abspath(path)
+    if key in _LOADED:
+        return True
     try:
         load_env_file(path)
     except OSError as exc:
         print(f"Error: cannot read --env-file {path}: {exc.strerror}", file=sys.stderr)
         return False
+    _LOADED.add(key)
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
@@ -62,8 +63,10 @@ class ServerState:
         "keep_alive_timeout",
         "lifespan_state",
         "loop",
+        "max_requests",
         "on_limit_reached",
         "pending_heads",
+        "scope_extensions",
         "shutting_down",
         "static_headers",
         "tick_handle",
@@ -86,6 +89,8 @@ class ServerState:
         self.cycles: set[Any] = set()
         self.total_requests = 0
         self.lifespan_state: dict[str, Any] = {}
+        # Server extensions every HTTP and WebSocket scope carries (the pub/sub broker).
+        self.scope_extensions: dict[str, Any] = {}
         self.shutting_down = False
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.keep_alive = config.timeout_keep_alive > 0
@@ -93,6 +98,14 @@ class ServerState:
         # sent its first request yet gets the header deadline instead.
         self.keep_alive_timeout = config.timeout_keep_alive or config.timeout_request_header
         self.on_limit_reached: Any = None
+        # --limit-max-requests plus this worker's own random share of the jitter, so that
+        # workers started together do not all restart together.
+        limit = config.limit_max_requests
+        self.max_requests: int | None = (
+            None
+            if limit is None
+            else limit + random.randint(0, max(0, config.limit_max_requests_jitter))
+        )
         # Responses whose head waits for their first body chunk; flushed once per loop iteration
         # so that an app which awaits between start and body still shows its status promptly.
         self.pending_heads: list[Any] = []
@@ -170,7 +183,7 @@ class ServerState:
 
     def count_request(self) -> None:
         """Called after ``total_requests`` grew, only while a request limit is being watched."""
-        limit = self.config.limit_max_requests
+        limit = self.max_requests
         if limit is not None and self.total_requests >= limit and self.on_limit_reached:
             callback, self.on_limit_reached = self.on_limit_reached, None
             callback()

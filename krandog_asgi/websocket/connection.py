@@ -191,6 +191,8 @@ class Connection:
 
     __slots__ = (
         "buf",
+        "bytes_in",
+        "bytes_out",
         "close_rcvd",
         "closing",
         "deflate",
@@ -229,6 +231,9 @@ class Connection:
         self.deflate = deflate
         self.mask_key = (mask_key or _mask_keys) if side is Side.CLIENT else None
         self.buf = b""  # an incomplete frame header or control frame
+        # Wire bytes both ways, frames included: the access log's line for a closed connection.
+        self.bytes_in = 0
+        self.bytes_out = 0
         self.closing = OPEN
         self.close_rcvd: CloseReceived | None = None  # the peer's close frame, once it came
         # the frame being read (frame_remaining < 0: between frames)
@@ -266,6 +271,7 @@ class Connection:
         stays in ``buf`` until the next call, so a consumer that falls behind can stop the
         intake without the bytes of one large read all turning into queued messages.
         """
+        self.bytes_in += len(data)
         if not self.closing.reading:
             return []  # the peer's close frame or protocol error was the last thing we read
         if self.buf:
@@ -452,7 +458,9 @@ class Connection:
         self, opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False
     ) -> None:
         mask = self.mask_key() if self.mask_key is not None else None
-        self.write(build_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask))
+        frame = build_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
+        self.bytes_out += len(frame)
+        self.write(frame)
 
     def send_text(self, text: str, fragment_size: int | None = None) -> None:
         self.send_message(OP_TEXT, text.encode("utf-8"), fragment_size)

@@ -137,11 +137,22 @@ def check_request(
         subprotocols = parse_subprotocols(v.decode("ascii") for v in protocols)
     except (UnicodeDecodeError, ValueError):
         raise HandshakeError("Invalid Sec-WebSocket-Protocol header", 400) from None
+    return ServerHandshake(key=key, subprotocols=subprotocols, extensions=parse_offers(extensions))
+
+
+def parse_offers(values: list[bytes]) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """The extension offers of a request; none when the header cannot be parsed.
+
+    One policy whatever the malformation: an offer we cannot accept is declined (RFC 7692 §5),
+    and the connection opens without the extension. A bad parameter is declined by
+    ``negotiate_server``; a header that does not even parse declines every offer in it, since
+    which of its parts the client meant cannot be known. Never a 400: declining is what the RFC
+    asks of a server, and a client that insists on the extension can fail the connection.
+    """
     try:
-        offers = parse_extensions(v.decode("ascii") for v in extensions)
+        return parse_extensions(v.decode("ascii") for v in values)
     except (UnicodeDecodeError, ExtensionHeaderError):
-        raise HandshakeError("Invalid Sec-WebSocket-Extensions header", 400) from None
-    return ServerHandshake(key=key, subprotocols=subprotocols, extensions=offers)
+        return []
 
 
 def build_accept_response(

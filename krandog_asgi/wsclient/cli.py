@@ -1,8 +1,11 @@
 """``krandog-asgi connect URL``: a wscat-like client for trying a WebSocket server by hand.
 
-Each line read from stdin is sent as a text message; each message received is printed on
-stdout (text as is, binary as hex or as its length). Status lines go to stderr, so stdout holds
-only what the server sent. The exit status tells how the connection ended.
+On a terminal it is a prompt (``> ``) with line editing, history and slash commands
+(``/ping``, ``/binary``, ``/close``, ``/help``); messages received are shown above the line
+being typed as ``< message``. With piped input (or ``--execute``) each line is sent as a text
+message, the replies are waited for (as many as the lines sent, or ``--wait`` seconds without
+a message), and the connection is closed with 1000; stdout then holds only what the server
+sent, and status lines go to stderr. The exit status tells how the connection ended.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
+from krandog_asgi._cliparse import ShortErrorParser
+from krandog_asgi.wsclient.commands import HELP, Close, Help, Ping, Send, Usage, parse_line
 from krandog_asgi.wsclient.connection import ClientConnection, connect
+from krandog_asgi.wsclient.console import HEX_PREVIEW, Plain, Prompt, feeder
 from krandog_asgi.wsclient.errors import (
     NORMAL_CLOSE_CODES,
     ConnectionClosed,
@@ -30,7 +37,7 @@ EXIT_ABNORMAL = 1  # closed with another code, or the connection was lost (1006)
 EXIT_USAGE = 2  # bad command line (argparse)
 EXIT_CONNECT = 3  # no connection: bad URL, refused, handshake refused, TLS error, timeout
 EXIT_INTERRUPTED = 130  # Ctrl-C before the connection was open (128 + SIGINT, as shells do)
-HEX_PREVIEW = 64  # bytes of a binary message shown in hex
+SETTLE = 0.1  # once every line has its reply: quiet time that lets a last message arrive
 
 
 def _header(value: str) -> tuple[str, str]:
@@ -48,16 +55,55 @@ def _seconds(value: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ShortErrorParser(
         prog="krandog-asgi connect",
-        description="Open a WebSocket connection: send each line of stdin as a text message, "
-        "print each message received. Ctrl-D (end of input) or Ctrl-C closes with 1000.",
+        usage="krandog-asgi connect [-c] URL [options]",
+        description="Open a WebSocket connection. On a terminal: a prompt with history and "
+        "slash commands (/help lists them). Piped: send each line of stdin, wait for the "
+        "replies, close with 1000.",
         epilog="exit status: 0 closed normally (1000, 1001, no status), 1 closed with another "
         "code or connection lost, 2 usage error, 3 could not connect, 130 interrupted (Ctrl-C) "
         "while connecting",
     )
     add = p.add_argument
-    add("url", help="ws:// or wss:// URL (IPv6 literals in brackets: ws://[::1]:8000/)")
+    add("url", nargs="?", help="ws:// or wss:// URL (IPv6 literals in brackets: ws://[::1]:8000/)")
+    add("-c", "--connect", dest="connect_url", metavar="URL", help="the URL, as wscat takes it")
+    add(
+        "-x",
+        "--execute",
+        action="append",
+        default=[],
+        metavar="MESSAGE",
+        help="send this message once connected (repeatable), wait for the replies, close; "
+        "stdin is not read",
+    )
+    add(
+        "-w",
+        "--wait",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="with piped input or -x: after the last line, close once every line got a reply "
+        "or nothing came for this long; 0 closes at once (default: 2)",
+    )
+    add(
+        "--slash",
+        action="store_true",
+        help="slash commands in piped input and -x too (on a terminal they always work)",
+    )
+    add(
+        "--history-file",
+        default=None,
+        metavar="FILE",
+        help="keep the prompt's history in this file across sessions",
+    )
+    _add_handshake_options(p)
+    return p
+
+
+def _add_handshake_options(p: argparse.ArgumentParser) -> None:
+    """What the opening handshake offers and checks, and the limits of the connection."""
+    add = p.add_argument
     add(
         "-s",
         "--subprotocol",
@@ -95,14 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="hex",
         help=f"how to show binary messages: hex (first {HEX_PREVIEW} bytes) or only the length",
     )
-    add(
-        "-w",
-        "--wait",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="after stdin ends, keep printing messages this long before closing",
-    )
     add("--open-timeout", type=_seconds, default=10.0, metavar="SECONDS")
     add(
         "--max-size",
@@ -111,7 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="largest message accepted (default: 16 MiB)",
     )
-    return p
 
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -122,41 +159,6 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _show(message: str | bytes, binary: str) -> str:
-    if isinstance(message, str):
-        return message
-    if binary == "length" or len(message) > HEX_PREVIEW:
-        preview = "" if binary == "length" else f": {message[:HEX_PREVIEW].hex()}..."
-        return f"<binary, {len(message)} bytes{preview}>"
-    return f"<binary, {len(message)} bytes: {message.hex()}>"
-
-
-def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:
-    """Blocking reads in a daemon thread: works for ttys, pipes and files alike, and never
-    keeps the process alive."""
-    try:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
-        loop.call_soon_threadsafe(lines.put_nowait, None)
-    except RuntimeError:
-        pass  # the loop is closed: we are exiting
-
-
-async def _send_lines(ws: ClientConnection, lines: asyncio.Queue[str | None], wait: float) -> None:
-    while (line := await lines.get()) is not None:
-        await ws.send(line)
-    if wait:
-        await asyncio.sleep(wait)
-
-
-async def _print_messages(ws: ClientConnection, binary: str) -> None:
-    try:
-        async for message in ws:
-            print(_show(message, binary), flush=True)
-    except ConnectionClosed:
-        pass  # reported by the caller from close_code
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -211,32 +213,151 @@ async def run(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(signal.SIGINT)
 
 
-async def _session(ws: ClientConnection, args: argparse.Namespace) -> int:
-    details = [f"subprotocol {ws.subprotocol}"] if ws.subprotocol else []
-    if ws.extensions:
-        details.append(ws.extensions)
-    suffix = f" ({'; '.join(details)})" if details else ""
-    print(f"connected to {ws.url}{suffix}", file=sys.stderr, flush=True)
+class _Tally:
+    """Lines sent and messages received, for knowing when the replies are in."""
 
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self.last = asyncio.get_running_loop().time()  # a greeting counts from the start
+        self.changed = asyncio.Event()
+
+    def touch(self) -> None:
+        self.last = asyncio.get_running_loop().time()
+        self.changed.set()
+
+    async def replies(self, wait: float) -> None:
+        """Return once every line sent has a reply and SETTLE passed without another message,
+        or once nothing came for ``wait`` seconds; a server that never stops sending gets
+        ``wait`` seconds from the moment every line had its reply."""
+        loop = asyncio.get_running_loop()
+        answered_at: float | None = None
+        while wait > 0:
+            now = loop.time()
+            if answered_at is None and self.received >= self.sent:
+                answered_at = now
+            quiet = now - self.last
+            if answered_at is None:
+                timeout = wait - quiet
+            else:
+                timeout = min(SETTLE - quiet, answered_at + wait - now)
+            if timeout <= 0:
+                return
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), timeout)
+            except TimeoutError:
+                pass
+
+
+async def _receive(ws: ClientConnection, out: Plain, tally: _Tally) -> None:
+    try:
+        async for message in ws:
+            tally.received += 1
+            tally.touch()
+            out.received(message)
+    except ConnectionClosed:
+        pass  # reported by the caller from close_code
+
+
+async def _ping(ws: ClientConnection, out: Plain, data: bytes | None) -> None:
+    started = time.perf_counter()  # finer than the loop's clock, which uvloop keeps in ms
+    try:
+        await ws.ping(data)
+    except (ConnectionClosed, ConnectionError, ValueError) as exc:
+        out.note(f"ping failed: {exc}")
+        return
+    out.say(f"< pong ({(time.perf_counter() - started) * 1000:.2f} ms)")
+
+
+async def _send(
+    ws: ClientConnection,
+    lines: asyncio.Queue[str | None],
+    out: Plain,
+    tally: _Tally,
+    commands: bool,
+) -> float:
+    """Send what is typed or piped until the input ends or ``/close``; returns how long to
+    wait for replies then (0 for a terminal, where the user saw them already)."""
+    tasks = set()
+    while (line := await lines.get()) is not None:
+        action = parse_line(line, commands)
+        if isinstance(action, Send):
+            await ws.send(action.data)
+            tally.sent += 1
+            tally.touch()
+            out.sent(line)
+        elif isinstance(action, Ping):
+            task = asyncio.create_task(_ping(ws, out, action.data))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        elif isinstance(action, Close):
+            await ws.close(action.code, action.reason)
+            return 0.0
+        elif isinstance(action, Help):
+            out.say(HELP)
+        elif isinstance(action, Usage):
+            out.note(action.message)
+    return -1.0
+
+
+async def _session(ws: ClientConnection, args: argparse.Namespace) -> int:
+    interactive = not args.execute and sys.stdin.isatty() and sys.stdout.isatty()
+    out: Plain = Plain(args.binary, marks=sys.stdout.isatty())
+    if interactive:
+        try:
+            out = Prompt(args.binary, args.history_file)
+        except ImportError:  # no readline (Windows): lines without editing, still marked
+            pass
+    try:
+        details = [f"subprotocol {ws.subprotocol}"] if ws.subprotocol else []
+        if ws.extensions:
+            details.append(ws.extensions)
+        suffix = f" ({'; '.join(details)})" if details else ""
+        hint = " (/help for commands, Ctrl-D to close)" if interactive else ""
+        out.note(f"connected to {ws.url}{suffix}{hint}")
+        return await _converse(ws, args, out, interactive)
+    finally:
+        out.restore()
+
+
+async def _converse(
+    ws: ClientConnection, args: argparse.Namespace, out: Plain, interactive: bool
+) -> int:
     lines: asyncio.Queue[str | None] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    threading.Thread(target=_read_stdin, args=(loop, lines), daemon=True).start()
-    receiver = asyncio.create_task(_print_messages(ws, args.binary))
-    sender = asyncio.create_task(_send_lines(ws, lines, args.wait))
+    if args.execute:
+        for message in [*args.execute, None]:
+            lines.put_nowait(message)
+    else:
+        out.start_reading(feeder(asyncio.get_running_loop(), lines))
+    tally = _Tally()
+    receiver = asyncio.create_task(_receive(ws, out, tally))
+    sender = asyncio.create_task(_send(ws, lines, out, tally, interactive or args.slash))
     await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
-    if sender.done() and sender.exception() is None:
+    if sender.done() and sender.exception() is None and not ws.closed:
+        if sender.result() < 0 and not interactive:  # piped input ended: wait for replies
+            await asyncio.wait(
+                {receiver, asyncio.ensure_future(tally.replies(args.wait))},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         await ws.close()
     sender.cancel()
     await receiver
     await ws.wait_closed()
     code = ws.close_code if ws.close_code is not None else 1006
     reason = f" {ws.close_reason!r}" if ws.close_reason else ""
-    print(f"closed: {code} ({close_code_meaning(code)}){reason}", file=sys.stderr, flush=True)
+    out.note(f"closed: {code} ({close_code_meaning(code)}){reason}")
     return EXIT_NORMAL if code in NORMAL_CLOSE_CODES else EXIT_ABNORMAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.url and args.connect_url:
+        parser.error("give the URL once: as an argument or with -c")
+    args.url = args.url or args.connect_url
+    if not args.url:
+        parser.error("the URL is missing: krandog-asgi connect ws://host:port/path")
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows

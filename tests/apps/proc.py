@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from typing import Any
 
 
@@ -42,6 +43,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path = scope["path"]
     if path.startswith("/sleep/"):
         await asyncio.sleep(float(path.rsplit("/", 1)[1]))
+    if path.startswith("/block/"):  # a blocking call in async code: the whole loop stalls
+        time.sleep(float(path.rsplit("/", 1)[1]))  # noqa: ASYNC251
     await _respond(
         send,
         {

@@ -156,19 +156,32 @@ def test_a_krandog_handler_is_wrapped_and_an_asgi_app_is_not(module: Callable[[s
             "import not_a_real_dependency_xyz\n",
             "{name}:app",
             'Error loading ASGI app "{name}:app": ModuleNotFoundError: No module named '
-            "'not_a_real_dependency_xyz'",
+            "'not_a_real_dependency_xyz' ({file}, line 1).",
         ),
         (
             "def broken():\n    raise RuntimeError('factory exploded')\n",
             "{name}:broken",
-            'Error loading ASGI app "{name}:broken": RuntimeError: factory exploded',
+            'Error loading ASGI app "{name}:broken": RuntimeError: factory exploded '
+            "({file}, line 2).",
+        ),
+        (
+            "x = 1\nif x:\n    1 / 0\n",
+            "{name}:app",
+            'Error loading ASGI app "{name}:app": ZeroDivisionError: division by zero '
+            "({file}, line 3).",
+        ),
+        (
+            "def app(:\n",
+            "{name}:app",
+            'Error loading ASGI app "{name}:app": SyntaxError: invalid syntax ({file}, line 1).',
         ),
     ],
-    ids=["attribute", "dependency", "factory"],
+    ids=["attribute", "dependency", "factory", "module-body", "syntax"],
 )
-def test_a_load_failure_is_one_error_line_and_exit_code_1(
+def test_a_load_failure_is_one_error_line_naming_file_and_line_and_exit_code_1(
     module: Callable[[str], str],
     error_log: pytest.LogCaptureFixture,
+    tmp_path: Path,
     source: str,
     target: str,
     line: str,
@@ -177,7 +190,8 @@ def test_a_load_failure_is_one_error_line_and_exit_code_1(
     config = Config(app=target.format(name=name), factory="broken" in target)
     assert Server(config).run() == 1
     errors = [r for r in error_log.records if r.levelno >= logging.ERROR]
-    assert [r.getMessage() for r in errors] == [line.format(name=name)]
+    file = tmp_path / f"{name}.py"
+    assert [r.getMessage() for r in errors] == [line.format(name=name, file=file)]
     assert errors[0].exc_info is None  # the traceback goes to the debug record only
     assert [r.exc_info is not None for r in error_log.records if r.levelno == logging.DEBUG] == [
         True

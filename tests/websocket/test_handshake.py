@@ -50,7 +50,6 @@ class TestHandshake:
             ("GET", "1.1", {"sec_websocket_version": b"8"}, 426),
             ("GET", "1.1", {"sec_websocket_protocol": b"\x80\xff"}, 400),
             ("GET", "1.1", {"sec_websocket_protocol": b"a b"}, 400),
-            ("GET", "1.1", {"sec_websocket_extensions": b"permessage-deflate; ="}, 400),
         ],
     )
     def test_invalid_requests(
@@ -61,6 +60,30 @@ class TestHandshake:
         assert info.value.status == status
         if status == 426:
             assert info.value.headers == b"sec-websocket-version: 13\r\n"
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            b"permessage-deflate; =",
+            b'permessage-deflate; server_no_context_takeover=""',
+            b'permessage-deflate; server_max_window_bits="10',
+            b"perm@ssage-deflate",
+            b"permessage-deflate; server_max_window_bits=\xff",
+            b"\x01;;;",
+        ],
+    )
+    def test_an_extensions_header_that_does_not_parse_offers_nothing(self, value: bytes) -> None:
+        """Declined (RFC 7692 §5), not refused: the handshake goes on without extensions."""
+        hs = check_request("GET", "1.1", hs_headers(sec_websocket_extensions=value))
+        assert hs.extensions == []
+
+    def test_a_parsable_extensions_header_keeps_every_offer(self) -> None:
+        value = b"permessage-deflate; unknown=1, permessage-deflate; client_max_window_bits"
+        hs = check_request("GET", "1.1", hs_headers(sec_websocket_extensions=value))
+        assert hs.extensions == [
+            ("permessage-deflate", [("unknown", "1")]),
+            ("permessage-deflate", [("client_max_window_bits", None)]),
+        ]
 
     def test_subprotocol_parsing(self) -> None:
         assert parse_subprotocols(["a, b", "c"]) == ["a", "b", "c"]
