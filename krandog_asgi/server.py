@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import sysconfig
 import threading
 import traceback
 from collections.abc import Coroutine
@@ -341,14 +342,29 @@ def _log_load_error(config: Config, exc: Exception) -> None:
 
 
 def _where_raised(exc: BaseException) -> str:
-    """``file.py, line N`` of the frame that raised (importlib's own frames skipped), or of
-    the offending line of a SyntaxError."""
+    """``file.py, line N`` of the innermost frame outside the standard library (importlib's
+    own frames skipped), or of the offending line of a SyntaxError."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{_shown_path(exc.filename)}, line {exc.lineno}"
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    outside = [f for f in frames if not _in_stdlib(f.filename)]
+    frames = outside or frames
     if not frames:
         return ""
     return f"{_shown_path(frames[-1].filename)}, line {frames[-1].lineno}"
+
+
+_STDLIB_DIRS = tuple({os.path.join(sysconfig.get_paths()[k], "") for k in ("stdlib", "platstdlib")})
+
+
+def _in_stdlib(filename: str) -> bool:
+    """A file of the standard library (not of an installed package): ``os.environ["X"]``
+    fails in os.py on 3.10 but in the unnamed ``<frozen os>`` on 3.11+; the place to show
+    is the app's line that called it, on every version."""
+    parts = filename.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return filename.startswith(_STDLIB_DIRS)
 
 
 def _shown_path(path: str) -> str:

@@ -5,16 +5,21 @@ the event loop the server runs on, and the optional C masking accelerator and it
 from __future__ import annotations
 
 import asyncio
+import json
+import json.decoder
+import os
 import shlex
 import shutil
 import subprocess
 import sys
 import sysconfig
+from pathlib import Path
 
+import httpx
 import pytest
 import uvloop
 
-from krandog_asgi.server import run_coroutine
+from krandog_asgi.server import _in_stdlib, _where_raised, run_coroutine
 from krandog_asgi.websocket import frames
 
 
@@ -75,3 +80,23 @@ def test_without_the_accelerator_the_python_mask_is_used() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "python-mask"
+
+
+def test_a_failing_app_import_is_located_in_the_app_not_in_the_standard_library(
+    tmp_path: Path,
+) -> None:
+    """json.decoder is a plain file on every version (os is frozen only from 3.11 on): the
+    message names the app's line either way."""
+    app = tmp_path / "broken_settings.py"
+    app.write_text('import json\n\nSETTINGS = json.loads("{")\n')
+    with pytest.raises(ValueError) as info:
+        exec(compile(app.read_text(), str(app), "exec"), {})
+    assert _where_raised(info.value) == f"{app}, line 3"
+
+
+def test_installed_packages_and_the_app_are_not_taken_for_the_standard_library() -> None:
+    """A pyenv or system Python keeps site-packages inside its stdlib directory."""
+    assert _in_stdlib(json.decoder.__file__)
+    assert not _in_stdlib(httpx.__file__)
+    assert not _in_stdlib(__file__)
+    assert not _in_stdlib(os.path.join(sysconfig.get_paths()["stdlib"], "site-packages", "x.py"))
