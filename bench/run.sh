@@ -1,36 +1,24 @@
 #!/usr/bin/env bash
-# Side-by-side benchmarks of krandog-asgi against uvicorn (and granian) with the shared harness.
+# One command for the side-by-side benchmarks: makes bench/.venv (the pinned peers of
+# bench/requirements.txt, socketify if it builds, and this checkout), then runs bench/run.py
+# with it. Every argument goes to run.py:
 #
-#   bench/run.sh                                   # all servers in servers.txt, all workloads
-#   bench/run.sh --servers uvicorn,krandog --workloads plaintext,stream1m --rounds 5
+#   bench/run.sh --rounds 3 --duration 4
+#   bench/run.sh --servers uvicorn,krandog --workloads plaintext,ws-echo-256 --rounds 5
 #
-# The harness (../shared/bench: wrk for HTTP, a C WebSocket load generator, server and load
-# pinned to different cores, interleaved rounds, paired ratios) is copied to bench/.harness
-# (git-ignored), its venv gets the pinned peers plus this checkout, and compare.py runs with
-# bench/servers.txt. Results: bench/results/*.jsonl; the table is printed at the end.
-# Env: SHARED_BENCH (default ../shared/bench), BENCH_VENV (default bench/.venv).
+# Needs: Linux, python3.10+, gcc, wrk, taskset, 2+ cores. Env: BENCH_VENV (default bench/.venv).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
-HARNESS="$HERE/.harness"
-export BENCH_VENV="${BENCH_VENV:-$HERE/.venv}"
+VENV="${BENCH_VENV:-$HERE/.venv}"
 
-if [ ! -f "$SHARED/compare.py" ]; then
-  echo "bench/run.sh: the shared harness was not found at $SHARED (set SHARED_BENCH)" >&2
-  exit 2
+for tool in wrk taskset gcc; do
+  command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is missing (Debian: apt-get install wrk util-linux gcc)" >&2; exit 2; }
+done
+if [ ! -x "$VENV/bin/uvicorn" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
+  "$VENV/bin/pip" install -q socketify==0.0.31 || echo "bench/run.sh: socketify did not build; it is skipped" >&2
 fi
-if [ ! -f "$HARNESS/compare.py" ] || [ "$SHARED/bench.py" -nt "$HARNESS/bench.py" ]; then
-  rm -rf "$HARNESS"
-  cp -r "$SHARED" "$HARNESS"
-  rm -rf "$HARNESS/.venv" "$HARNESS/results" "$HARNESS/build"
-fi
-if [ ! -x "$HARNESS/build/wsload" ] || [ ! -x "$BENCH_VENV/bin/uvicorn" ]; then
-  (cd "$HARNESS" && ./setup.sh)
-fi
-"$BENCH_VENV/bin/pip" install -q -e "$ROOT"
-mkdir -p "$HERE/results"
-out="$HERE/results/run-$(date +%Y%m%d-%H%M%S).jsonl"
-cd "$HARNESS"
-python3 compare.py --servers-file "$HERE/servers.txt" --out "$out" "$@"
-echo "results: $out"
+"$VENV/bin/pip" install -q -e "$ROOT"
+exec "$VENV/bin/python" "$HERE/run.py" --peers "$VENV" "$@"

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from collections import deque
 from typing import TYPE_CHECKING, NoReturn, cast
 
 import httptools
 
-from krandog_asgi.http.cycle import RequestCycle, ResponseState
+from krandog_asgi.http.cycle import RequestCycle, RequestState, ResponseState
 from krandog_asgi.http.request_head import (
     RequestError,
     check_head_size,
@@ -26,6 +25,7 @@ from krandog_asgi.http.request_head import (
     read_request_head,
 )
 from krandog_asgi.http.response import error_response
+from krandog_asgi.transport.eager import EAGER
 from krandog_asgi.transport.flow import WriteFlowControl
 
 if TYPE_CHECKING:
@@ -54,6 +54,44 @@ class Timer(enum.Enum):
 
 
 _NO_TIMER, _IDLE, _HEADER, _BODY, _LINGER = Timer
+
+
+# Header names most requests carry, by their usual spellings, to one shared lower-case bytes:
+# no ``lower()`` per header, and a scope kept by a long-lived connection (a WebSocket) holds no
+# copy of its own.
+_COMMON_NAMES = {
+    spelling: name.encode()
+    for name in (
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "connection",
+        "content-length",
+        "content-type",
+        "cookie",
+        "origin",
+        "referer",
+        "cache-control",
+        "pragma",
+        "upgrade",
+        "authorization",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-request-id",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    )
+    for spelling in {
+        name.encode(),
+        name.title().encode(),
+        name.title().replace("Websocket", "WebSocket").encode(),
+        name.upper().encode(),
+    }
+}
 
 
 class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
@@ -87,6 +125,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "scheme",
         "server",
         "server_addr",
+        "starting",
         "state",
         "timer",
         "transport",
@@ -131,6 +170,9 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.failed: bytes | None = None  # an error answer waiting for the responses before it
         self.backlog = b""  # unparsed input held back while the pipeline is full
         self.counted_ip: str | None = None  # the peer IP our admission counted, if any
+        # A request whose head was parsed in this feed: its app starts once the parser has
+        # returned (never inside a parser callback, where it could re-enter the parser).
+        self.starting: RequestCycle | None = None
 
     # -- connection lifecycle ---------------------------------------------------------------
 
@@ -343,7 +385,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
 
     def feed(self, data: bytes, rest: bytes) -> bool:
         """Parse ``data`` (``rest`` follows it in the same read); False once parsing stopped."""
-        if self.discarding:
+        if self.discarding or self.closed:
+            # (closed: we closed after a response; bytes a transport still delivers are late)
             return False
         self.feed_len = size = len(data)
         reading_head = self.reading_head
@@ -357,11 +400,15 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.on_upgrade(data[exc.args[0] :] + rest)
+            self.start_app()  # after on_upgrade: a switch waits for this response
             return False
         except httptools.HttpParserError as exc:
             if not self.discarding:  # else a callback refused the request and answered
                 self.on_parse_error(exc, data)
+            self.start_app()  # its response goes out before the error answer
             return False
+        if self.starting is not None:
+            self.start_app()
         if self.reading_head:
             if self.head_bytes > self.config.limit_request_headers:
                 self.send_error(431, "Request header fields too large.")
@@ -383,6 +430,14 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
                     self.send_error(431, "Request trailer fields too large.")
                     return False
         return True
+
+    def start_app(self) -> None:
+        """Start the app of the request parsed in this feed, now that the parser returned: its
+        first step runs inline and a Task takes over only if it suspends (``start_eagerly``)."""
+        cycle = self.starting
+        if cycle is not None:
+            self.starting = None
+            cycle.start(self.app, EAGER)
 
     def on_parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
         """The parser refused the input itself (a refusal by our rules is answered in
@@ -423,7 +478,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if len(headers) >= self.config.limit_request_fields:
             self.reject(RequestError(431, "Too many request header fields."))
         # llhttp drops leading whitespace; RFC 9110 §5.5 excludes trailing whitespace too.
-        headers.append((name.lower(), value.rstrip()))
+        headers.append((_COMMON_NAMES.get(name) or name.lower(), value.rstrip()))
 
     def on_headers_complete(self) -> None:
         headers = self.headers
@@ -456,9 +511,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.parsing = cycle
         if self.cycle is None:
             self.cycle = cycle
-            if state.access_log:
-                cycle.start_time = time.perf_counter()
-            cycle.task = self.loop.create_task(cycle.run_asgi(self.app))
+            self.starting = cycle  # started by feed() once the parser returns
         else:
             # A pipelined request: answered strictly after the one in flight.
             self.pipeline.append(cycle)
@@ -492,7 +545,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         """The parser stopped at an upgrade; ``rest`` is everything after the request head."""
         if self.upgrade is None:
             # Not a WebSocket upgrade (h2c, or --ws none): served as plain HTTP above; go on
-            # parsing what follows.
+            # parsing what follows, the request's own body first.
+            cycle = self.pipeline[-1] if self.pipeline else self.cycle
+            if cycle is not None and cycle.request_state is RequestState.COMPLETE:
+                framing = _body_framing(cycle.scope["headers"])
+                if framing:
+                    self.frame_ignored_upgrade_body(cycle, framing)
             if rest:
                 self.data_received(rest)
             return
@@ -502,6 +560,26 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.switch_to_websocket()
         else:
             self.pause_reading()  # switched once the response in flight is done
+
+    def frame_ignored_upgrade_body(self, cycle: RequestCycle, framing: bytes) -> None:
+        """Parse the body of a request whose Upgrade we ignored (RFC 9110 §7.8 allows it).
+
+        llhttp skips such a body: it ended the message at the head and would treat the rest
+        as the new protocol. A fresh parser is primed with a head holding only the body's
+        framing, so the body goes through the usual callbacks (limits, deadlines, chunking)
+        and the requests after it are parsed as ever. ``cycle`` has not run yet (all of this
+        happens in the read that completed its head), so reopening its body is safe.
+        """
+        cycle.request_state = RequestState.BODY
+        self.parsing = cycle
+        self.reading_head = False
+        parser = httptools.HttpRequestParser(_PrimedCallbacks(self))
+        parser.set_dangerous_leniencies(lenient_version=True, lenient_data_after_close=True)
+        close = b"" if cycle.keep_alive else b"connection: close\r\n"
+        method = cycle.scope["method"].encode("ascii")
+        parser.feed_data(b"%s / HTTP/1.1\r\n%s\r\n%s\r\n" % (method, framing, close))
+        self.parser = parser
+        self.start_body_deadline(cycle)  # the body is due now, even if no byte of it came yet
 
     def switch_to_websocket(self) -> None:
         from krandog_asgi.ws_protocol import WebSocketProtocol
@@ -615,3 +693,40 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.idle[self] = None
         if self.read_paused:
             self.resume_reading()
+
+
+def _body_framing(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The framing field of a request's body (already validated), or b"" when it has none."""
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            return b"transfer-encoding: chunked"  # the only coding the head rules let through
+        if name == b"content-length" and value.strip(b"0"):
+            return b"content-length: " + value
+    return b""
+
+
+class _PrimedCallbacks:
+    """Parser callbacks for ``HTTPProtocol.frame_ignored_upgrade_body``: the priming head is
+    not a request, so its callbacks are dropped; everything after it goes to the connection."""
+
+    __slots__ = ("conn", "on_body", "on_message_complete", "priming")
+
+    def __init__(self, conn: HTTPProtocol) -> None:
+        self.conn = conn
+        self.priming = True
+        self.on_body = conn.on_body
+        self.on_message_complete = conn.on_message_complete
+
+    def on_url(self, url: bytes) -> None:
+        if not self.priming:
+            self.conn.on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.priming:
+            self.conn.on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self.priming:
+            self.priming = False
+        else:
+            self.conn.on_headers_complete()

@@ -15,7 +15,8 @@ import asyncio
 import enum
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from krandog_asgi.asgi_types import UnexpectedMessage
 from krandog_asgi.http.response import (
@@ -29,7 +30,13 @@ from krandog_asgi.http.response import (
 from krandog_asgi.transport.websocket_io import END, WebSocketIO
 from krandog_asgi.websocket.connection import Connection, Side
 from krandog_asgi.websocket.deflate import negotiate_server
-from krandog_asgi.websocket.frames import OP_BINARY, OP_TEXT, CloseCode
+from krandog_asgi.websocket.frames import (
+    MAX_CLOSE_REASON,
+    OP_BINARY,
+    OP_TEXT,
+    CloseCode,
+    build_frame,
+)
 from krandog_asgi.websocket.handshake import (
     HandshakeError,
     ServerHandshake,
@@ -61,8 +68,31 @@ _RESERVED = frozenset(
     }
 )
 _CONNECT = {"type": "websocket.connect"}
+# The frame of the last small message sent without compression, by the object it came from: a
+# broadcast sends one ``str`` (or ``bytes``) to every connection, which then costs one encode
+# and one frame for all. Held by identity, so only immutable types; small, so little memory.
+SHARED_FRAME_MAX = 4096
+
+
+class _SharedFrame:
+    __slots__ = ("frame", "source")
+
+    def __init__(self) -> None:
+        self.source: object = None
+        self.frame = b""
+
+
+_shared = _SharedFrame()
 # The messages that answer the upgrade request.
 _ANSWERS = ("websocket.accept", "websocket.close", "websocket.http.response.start")
+
+
+async def _failing(exc: Exception) -> None:
+    raise exc
+
+
+async def _awaiting(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 class Phase(enum.Enum):
@@ -87,6 +117,15 @@ CLOSED = Phase.CLOSED
 REJECTED = Phase.REJECTED
 ABANDONED = Phase.ABANDONED
 UNANSWERABLE = (REJECTED, ABANDONED)  # no upgrade will happen on this connection
+
+
+def close_reason(reason: str) -> str:
+    """ASGI lets a close reason be any string; RFC 6455 §5.5 leaves room for 123 bytes of it.
+    A longer one is cut on a character boundary instead of failing the app's close."""
+    raw = reason.encode("utf-8")
+    if len(raw) <= MAX_CLOSE_REASON:
+        return reason
+    return raw[:MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
 
 def accept_fields(message: Message, offered: list[str]) -> tuple[str | None, bytes]:
@@ -190,7 +229,17 @@ class WebSocketProtocol(WebSocketIO):
         del scope["method"]
         scope["subprotocols"] = handshake.subprotocols
         scope["extensions"] = {**scope.get("extensions", {}), "websocket.http.response": {}}
-        self.task = self.loop.create_task(self.run_asgi())
+        self.state.cycles.add(self)
+        # The app's coroutine is the Task's own, with no wrapper frame kept for the whole life
+        # of the connection; its end is handled by a done callback.
+        try:
+            coro = self.state.app(scope, self.receive, self.send)
+        except Exception as exc:  # raised before returning an awaitable: an app error too
+            coro = _failing(exc)
+        if not asyncio.iscoroutine(coro):
+            coro = _awaiting(coro)
+        self.task = task = self.loop.create_task(coro)
+        task.add_done_callback(self.app_done)
 
     def reject(self, status: int, message: str, headers: bytes = b"") -> None:
         self.phase = REJECTED
@@ -264,26 +313,23 @@ class WebSocketProtocol(WebSocketIO):
 
     # -- the app ------------------------------------------------------------------------------
 
-    async def run_asgi(self) -> None:
-        cycles = self.state.cycles
-        cycles.add(self)
-        try:
-            result = await self.state.app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
+    def app_done(self, task: asyncio.Task[Any]) -> None:
+        self.state.cycles.discard(self)
+        if task.cancelled():  # at shutdown, or the loop is closing
+            self.after_app(error=True)
+            return
+        exc = task.exception()
+        if exc is None:
+            if task.result() is not None:
+                logger.error("ASGI callable returned a value other than None: %r", task.result())
+            self.after_app(error=False)
+        elif isinstance(exc, ClientDisconnected):
             # ASGI: the server raised it (send on a closed connection); not an app error.
             self.after_app(error=False)
-        except Exception as exc:
-            logger.error("Exception in ASGI application", exc_info=exc)
-            self.after_app(error=True)
-        except BaseException:  # cancelled at shutdown, or the loop is closing
-            self.after_app(error=True)
-            raise
         else:
-            if result is not None:
-                logger.error("ASGI callable returned a value other than None: %r", result)
-            self.after_app(error=False)
-        finally:
-            cycles.discard(self)
+            if isinstance(exc, Exception):
+                logger.error("Exception in ASGI application", exc_info=exc)
+            self.after_app(error=True)
 
     def after_app(self, error: bool) -> None:
         if self.closed:
@@ -317,7 +363,17 @@ class WebSocketProtocol(WebSocketIO):
                     "code": CloseCode.ABNORMAL_CLOSURE if gone else 1000,
                     "reason": "",
                 }
-        item = await self.next_event()
+        item = self.take_event()  # (next_event inlined: no coroutine of its own while idle)
+        if item is None:
+            waiter = self.new_waiter()
+            try:
+                item = await waiter
+            except asyncio.CancelledError:
+                self.waiter_cancelled(waiter)
+                raise
+            finally:
+                if self.waiter is waiter:
+                    self.waiter = None
         if item is END:
             return {
                 "type": "websocket.disconnect",
@@ -339,12 +395,12 @@ class WebSocketProtocol(WebSocketIO):
                 if message.get("bytes") is not None:
                     # ASGI: "Exactly one of bytes or text must be non-None."
                     raise ValueError("'websocket.send' with both 'text' and 'bytes'")
-                conn.send_message(OP_TEXT, text.encode("utf-8"))
+                self.send_data(conn, OP_TEXT, text)
             else:
                 data = message.get("bytes")
                 if data is None:
                     raise ValueError("'websocket.send' needs 'text' or 'bytes'")
-                conn.send_message(OP_BINARY, data)
+                self.send_data(conn, OP_BINARY, data)
             if self.write_paused:
                 await self.drain()
                 if self.closed:
@@ -364,7 +420,8 @@ class WebSocketProtocol(WebSocketIO):
             self.phase = CLOSED
             if not self.closed:
                 self.start_close(
-                    message.get("code", CloseCode.NORMAL_CLOSURE), message.get("reason") or ""
+                    message.get("code", CloseCode.NORMAL_CLOSURE),
+                    close_reason(message.get("reason") or ""),
                 )
         elif kind == "websocket.http.response.start" and phase is HANDSHAKE:
             self.denial_start(message)
@@ -372,6 +429,31 @@ class WebSocketProtocol(WebSocketIO):
             self.denial_body(message)
         else:
             raise unexpected(kind, phase)
+
+    @staticmethod
+    def send_data(conn: Connection, opcode: int, data: Any) -> None:
+        """One data message (``str`` for text; bytes-like for binary, as the app gave it); the
+        frame is shared with the previous send when it was the same small immutable object (a
+        broadcast) and nothing is compressed."""
+        if conn.deflate is None and len(data) < SHARED_FRAME_MAX:
+            shared = _shared
+            if shared.source is data:
+                conn.send_frame(shared.frame)
+                return
+            if type(data) is str:
+                frame = build_frame(opcode, data.encode("utf-8"))
+            elif type(data) is bytes:
+                frame = build_frame(opcode, data)
+            else:  # a bytearray or memoryview can change under us: never shared
+                conn.send_message(opcode, bytes(data))
+                return
+            shared.source = data
+            shared.frame = frame
+            conn.send_frame(frame)
+        elif type(data) is str:
+            conn.send_message(opcode, data.encode("utf-8"))
+        else:
+            conn.send_message(opcode, data)
 
     def check_client_present(self) -> None:
         """An answer to the upgrade request needs the client still there to take it."""
@@ -417,6 +499,7 @@ class WebSocketProtocol(WebSocketIO):
         conn = Connection(
             Side.SERVER,
             transport.write,
+            writev=transport.writelines,
             max_size=config.ws_max_size,
             max_fragments=config.ws_max_fragments,
             deflate=deflate,

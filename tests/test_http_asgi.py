@@ -325,12 +325,34 @@ def test_valid_response_headers_pass(http_app: RunningServer, kind: str) -> None
         assert resp.header("x-a") == b"caf\xc3\xa9 \t x"
 
 
-@pytest.mark.parametrize("status", ["99", "100", "103", "101", "1000", "600", "-1", "abc"])
+@pytest.mark.parametrize(
+    "status", ["99", "100", "103", "101", "1000", "600", "-1", "abc", "true", "200.0"]
+)
 def test_invalid_status_gives_500(http_app: RunningServer, status: str) -> None:
     with Conn(http_app.port) as c:
         c.send(get(f"/bad-status?status={status}"))
         raw = c.read_all(2)
     assert statuses(raw) == [500], raw
+
+
+@pytest.mark.parametrize("code", [418, 201, 226])
+def test_int_enum_status_is_an_int(http_app: RunningServer, code: int) -> None:
+    """ASGI: ``status`` is an int, and an ``IntEnum`` such as ``HTTPStatus`` is one (uvicorn and
+    hypercorn accept it); first use of a code and a cached one alike."""
+    for _ in range(2):
+        with Conn(http_app.port) as c:
+            resp = c.request(get(f"/bad-status?status=enum-{code}"))
+        assert resp.status == code
+        assert resp.raw_head.startswith(b"HTTP/1.1 %d " % code)
+        assert resp.body == b"x"
+
+
+def test_float_status_is_refused_even_when_its_int_is_cached(http_app: RunningServer) -> None:
+    with Conn(http_app.port) as c:
+        assert c.request(get("/bad-status?status=200")).status == 200
+    with Conn(http_app.port) as c:
+        c.send(get("/bad-status?status=200.0"))
+        assert statuses(c.read_all(2)) == [500]
 
 
 def test_server_survives_errors(http_app: RunningServer) -> None:

@@ -73,6 +73,16 @@ def test_content_length_response(http_app: RunningServer) -> None:
     assert resp.header("transfer-encoding") is None
 
 
+def test_repeated_app_content_length_is_sent_once(http_app: RunningServer) -> None:
+    """RFC 9110 §8.6: the same length given twice (even spelled differently) is one field on
+    the wire; clients may refuse a response with two (the strict parser here does)."""
+    with Conn(http_app.port) as c:
+        resp = c.request(get("/headers?kind=ok-cl-twice"))
+        assert resp.header_all("content-length") == [b"2"]
+        assert resp.body == b"ok"
+        assert c.request(get("/")).status == 200  # the framing held
+
+
 def test_streaming_response_is_chunked_on_http11(http_app: RunningServer) -> None:
     with Conn(http_app.port) as c:
         resp = c.request(get("/stream?n=3&size=5"))

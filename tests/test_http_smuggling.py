@@ -153,15 +153,11 @@ MALFORMED: dict[str, tuple[bytes, int]] = {
         b"CONNECT / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED),
         501,
     ),
-    # Upgrade with a body: the parser would skip the body, so it is refused.
-    "upgrade-with-cl-body": (
-        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"
+    # A WebSocket handshake with a body: what follows the head would be frames.
+    "websocket-upgrade-with-body": (
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         b"Content-Length: %d\r\n\r\n" % len(SMUGGLED),
-        400,
-    ),
-    "upgrade-with-chunked-body": (
-        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: foo\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(SMUGGLED),
         400,
     ),
 }
@@ -300,3 +296,46 @@ def test_request_after_connection_close_is_ignored(http_app: RunningServer) -> N
     assert statuses(raw) == [200]
     assert b"/smuggled" not in raw
     assert closed
+
+
+UPGRADE_FIELDS = (
+    "Connection: upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQ\r\n"
+)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_ignored_upgrade_body_is_the_body_and_never_a_request(
+    http_app: RunningServer, framing: str
+) -> None:
+    """RFC 9110 §7.8: an Upgrade we do not take (h2c; ``curl --http2`` on a POST) is ignored
+    and the request served as HTTP/1.1, its body included. llhttp alone would end the message
+    at the head; the body must reach the app whole and no byte of it may become a request."""
+    if framing == "chunked":
+        body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(SMUGGLED), SMUGGLED)
+        head = H(UPGRADE_FIELDS + "Transfer-Encoding: chunked\r\n\r\n")
+    else:
+        body = SMUGGLED
+        head = H(UPGRADE_FIELDS + f"Content-Length: {len(SMUGGLED)}\r\n\r\n")
+    with Conn(http_app.port) as c:
+        c.send(head + body + get("/after"))
+        first = c.read_response()
+        second = c.read_response()
+        assert c.read_all(0.5) == b""  # nothing else was answered
+    assert first.status == 200
+    assert first.body == SMUGGLED
+    assert second.body == b"GET /after"
+
+
+def test_ignored_upgrade_body_split_across_reads_and_connection_close(
+    http_app: RunningServer,
+) -> None:
+    head = H(UPGRADE_FIELDS + "Connection: close\r\nContent-Length: 6\r\n\r\n")
+    with Conn(http_app.port) as c:
+        c.send(head + b"abc")
+        time.sleep(0.2)
+        c.send(b"def" + SMUGGLED)
+        raw = c.read_all()
+        assert c.eof
+    assert statuses(raw) == [200]
+    assert raw.endswith(b"\r\n\r\nabcdef")
+    assert b"/smuggled" not in raw

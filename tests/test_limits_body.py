@@ -169,3 +169,18 @@ def test_default_body_deadline_spares_a_pause_of_a_few_seconds(http_app: Running
         resp = conn.read_response()
         assert resp.status == 200
         assert resp.body == b"10"
+
+
+def test_the_body_of_an_ignored_upgrade_has_the_same_deadline(server: RunningServer) -> None:
+    """A request whose Upgrade we ignore (h2c) has its body framed by a second parser: the
+    body deadline must run for it too, even when no byte follows the head."""
+    extra = b"Connection: upgrade\r\nUpgrade: h2c\r\n"
+    with Conn(server.port) as conn:
+        started = time.monotonic()
+        conn.send(head("/wait-body?tag=h2c", 100, extra))
+        resp = conn.read_response()
+        elapsed = time.monotonic() - started
+        assert resp.status == 408
+        assert TIMEOUT <= elapsed < BOUND
+        assert conn.closed_by_server(4)
+    assert_alive(server)

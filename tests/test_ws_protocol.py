@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from krandog_asgi import ws_protocol
 from krandog_asgi.asgi_types import UnexpectedMessage
 from krandog_asgi.config import Config
 from krandog_asgi.http.response import ClientDisconnected
@@ -739,3 +740,150 @@ def test_send_with_both_text_and_bytes_is_a_value_error_and_the_connection_goes_
 
     run(main())
     assert "both" in str(errors[0])
+
+
+# -- a broadcast: one message object sent to many connections --------------------------------------
+
+
+def room_app(sends: list[Any]) -> App:
+    """Accepts, joins the room (its ``send`` goes to the test), waits for the client's close."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(ACCEPT)
+        sends.append(send)
+        await receive()
+
+    return app
+
+
+def test_one_message_sent_to_many_connections_is_framed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[bytes] = []
+    real_build = ws_protocol.build_frame
+
+    def counting_build(opcode: int, payload: bytes) -> bytes:
+        built.append(payload)
+        return real_build(opcode, payload)
+
+    monkeypatch.setattr(ws_protocol, "build_frame", counting_build)
+    sends: list[Any] = []
+
+    async def main() -> None:
+        opened = [open_protocol(room_app(sends)) for _ in range(3)]
+        await settle()
+        text = "hello room"
+        for send in sends:
+            await send({"type": "websocket.send", "text": text})
+        data = b"\x01\x02"
+        for send in sends:
+            await send({"type": "websocket.send", "bytes": data})
+        for protocol, _ in opened:
+            protocol.data_received(close_frame(1000))
+        await settle()
+        for _, transport in opened:
+            assert split_response(transport.data)[1] == [
+                "hello room",
+                b"\x01\x02",
+                "CloseReceived(1000, '')",
+            ]
+
+    run(main())
+    assert built == [b"hello room", b"\x01\x02"]
+
+
+def test_a_bytearray_changed_between_sends_goes_out_as_it_is_then() -> None:
+    sends: list[Any] = []
+
+    async def main() -> None:
+        opened = [open_protocol(room_app(sends)) for _ in range(2)]
+        await settle()
+        buffer = bytearray(b"abc")
+        await sends[0]({"type": "websocket.send", "bytes": buffer})
+        buffer[0] = ord("x")
+        await sends[1]({"type": "websocket.send", "bytes": buffer})
+        assert split_response(opened[0][1].data)[1] == [b"abc"]
+        assert split_response(opened[1][1].data)[1] == [b"xbc"]
+        for protocol, _ in opened:
+            protocol.data_received(close_frame(1000))
+        await settle()
+
+    run(main())
+
+
+def test_a_connection_with_compression_never_gets_the_shared_frame() -> None:
+    sends: list[Any] = []
+    deflate = [*KEY_HEADERS, (b"sec-websocket-extensions", b"permessage-deflate")]
+
+    async def main() -> None:
+        plain = open_protocol(room_app(sends))
+        compressed = open_protocol(room_app(sends), headers=deflate)
+        await settle()
+        text = "compressible " * 20
+        for send in sends:
+            await send({"type": "websocket.send", "text": text})
+        assert split_response(plain[1].data)[1] == [text]
+        head, _, frames = compressed[1].data.partition(b"\r\n\r\n")
+        assert b"permessage-deflate" in head
+        assert frames[0] == 0xC1  # FIN + RSV1: compressed for this connection alone
+        assert len(frames) < len(text)
+        for protocol, _ in (plain, compressed):
+            protocol.data_received(close_frame(1000))
+        await settle()
+
+    run(main())
+
+
+# -- how the app is run -------------------------------------------------------------------------
+
+
+def test_an_app_that_raises_before_returning_a_coroutine_is_refused_with_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def app(scope: Any, receive: Any, send: Any) -> Any:
+        raise RuntimeError("not even a coroutine")
+
+    async def main() -> None:
+        _, transport = open_protocol(app)  # type: ignore[arg-type]
+        await settle()
+        assert transport.data.startswith(b"HTTP/1.1 500 ")
+
+    with caplog.at_level(logging.ERROR, logger="krandog_asgi.error"):
+        run(main())
+    assert "not even a coroutine" in caplog.text
+
+
+def test_an_app_returning_an_awaitable_that_is_not_a_coroutine_is_awaited() -> None:
+    class Session:
+        """An ASGI app object whose call returns a plain awaitable (a generator-based one)."""
+
+        def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+            async def body() -> None:
+                await receive()
+                await send(ACCEPT)
+                message = await receive()
+                await send({"type": "websocket.send", "text": message["text"] + "!"})
+
+            return body().__await__()
+
+    class Awaitable:
+        def __init__(self, it: Any) -> None:
+            self.it = it
+
+        def __await__(self) -> Any:
+            return self.it
+
+    app = Session()
+
+    def wrapped(scope: Any, receive: Any, send: Any) -> Any:
+        return Awaitable(app(scope, receive, send))
+
+    async def main() -> None:
+        protocol, transport = open_protocol(wrapped)  # type: ignore[arg-type]
+        await settle()
+        protocol.data_received(text_frame("hi"))
+        await settle()
+        assert split_response(transport.data)[1] == ["hi!", "CloseReceived(1000, '')"]
+
+    run(main())

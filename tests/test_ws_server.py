@@ -179,6 +179,21 @@ def test_app_close_code_and_reason_reach_the_client(ws_server: RunningServer) ->
     assert run(main()) == (4001, "bye")
 
 
+def test_app_close_with_a_long_reason_keeps_its_code(ws_server: RunningServer) -> None:
+    """ASGI lets the reason be any string; RFC 6455 §5.5 caps it at 123 bytes. The reason is cut
+    on a character boundary rather than failing the app's close into a 1011."""
+
+    async def main() -> tuple[int | None, str | None]:
+        async with connect(ws_server.ws_url + "/close-long-reason") as ws:
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return ws.close_code, ws.close_reason
+
+    code, reason = run(main())
+    assert code == 4002
+    assert reason == "\u00e9" * 61  # 122 bytes: the 62nd character would make 124
+
+
 def test_client_close_code_and_reason_reach_the_app(ws_server: RunningServer) -> None:
     async def main() -> None:
         async with connect(ws_server.ws_url + "/echo") as ws:

@@ -14,8 +14,8 @@ so that other tenants of a shared machine disturb both alike.
     python bench/compat/run.py --mode paired --rounds 9
     python bench/compat/run.py --rounds 9 --conns 64 --variants asgi,krandog,krandog-async
 
-``wsload`` is taken from ``--wsload``, ``$WSLOAD``, ``/work/bench-harness/build/wsload``, or
-built with ``cc -O2`` from ``--wsload-src`` into ``bench/compat/build/`` when none exists.
+``wsload`` is taken from ``--wsload`` or ``$WSLOAD``, else built with ``cc -O2`` from
+``--wsload-src`` (default ``bench/loadgen/wsbench.c``) into ``bench/compat/build/``.
 Only loopback is used; every run is bounded in time; only processes started here are stopped.
 """
 
@@ -37,8 +37,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 BUILD = HERE / "build"
-DEFAULT_SRC = Path("/work/shared/bench/loadgen/wsload.c")
-PREBUILT = Path("/work/bench-harness/build/wsload")
+DEFAULT_SRC = ROOT / "bench" / "loadgen" / "wsbench.c"
 VARIANTS = {
     "asgi": "apps:asgi_echo",
     "krandog": "apps:krandog_echo",
@@ -48,7 +47,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def find_wsload(explicit: str | None, source: Path) -> Path:
-    for candidate in (explicit, os.environ.get("WSLOAD"), str(PREBUILT), str(BUILD / "wsload")):
+    for candidate in (explicit, os.environ.get("WSLOAD"), str(BUILD / "wsload")):
         if candidate and os.access(candidate, os.X_OK):
             return Path(candidate)
     if not source.exists():

@@ -1,6 +1,6 @@
 """Per-message Python cost of the server WebSocket echo path with no sockets.
 
-    python bench/micro/ws_hotpath.py [--profile] [--core] [--messages N] [--size BYTES]
+    python bench/micro/ws_hotpath.py [--profile] [--core] [--messages N] [--size BYTES] [--binary]
 
 Upgrades 64 fake connections through ``HTTPProtocol`` into ``WebSocketProtocol`` running an ASGI
 echo app, feeds one masked text frame per connection per round, lets the app tasks run, and
@@ -83,7 +83,7 @@ class FakeTransport:
         pass
 
 
-async def run(messages: int, conns: int, size: int) -> float:
+async def run(messages: int, conns: int, size: int, opcode: int = 1) -> float:
     config = Config(app=app, access_log=False, ws_ping_interval=None)
     config.load()
     state = ServerState(config, app, asyncio.get_running_loop())
@@ -96,7 +96,7 @@ async def run(messages: int, conns: int, size: int) -> float:
         transports.append(transport)
     for _ in range(5):
         await asyncio.sleep(0)
-    frame = build_frame(1, b"x" * size, mask=b"\x01\x02\x03\x04")
+    frame = build_frame(opcode, b"x" * size, mask=b"\x01\x02\x03\x04")
     rounds = messages // conns
     t0 = time.process_time()
     for _ in range(rounds):
@@ -127,20 +127,26 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--core", action="store_true")
+    ap.add_argument("--binary", action="store_true", help="binary frames (default: text)")
+    ap.add_argument("--conns", type=int, default=64)
     args = ap.parse_args()
     if args.core:
         core(args.size)
         return
+    opcode = 2 if args.binary else 1
     loop = uvloop.new_event_loop()
     loop.run_until_complete(run(10_000, 64, args.size))
     if args.profile:
         pr = cProfile.Profile()
         pr.enable()
-        loop.run_until_complete(run(args.messages, 64, args.size))
+        loop.run_until_complete(run(args.messages, args.conns, args.size, opcode))
         pr.disable()
         pstats.Stats(pr).sort_stats("tottime").print_stats(18)
     else:
-        us = min(loop.run_until_complete(run(args.messages, 64, args.size)) for _ in range(3))
+        us = min(
+            loop.run_until_complete(run(args.messages, args.conns, args.size, opcode))
+            for _ in range(3)
+        )
         print(f"{us:.2f} us per echoed message (CPU, no syscalls)")
 
 

@@ -26,6 +26,7 @@ from krandog_asgi.http.response import (
     escape_for_log,
     status_line,
 )
+from krandog_asgi.transport.eager import start_eagerly
 
 if TYPE_CHECKING:
     from krandog_asgi.asgi_types import ASGIApp, Message, Scope
@@ -125,11 +126,17 @@ class RequestCycle(ResponseWriter):
         self.task: asyncio.Task[None] | None = None
         self.start_time: float  # set by start() when access logging is on
 
-    def start(self, app: ASGIApp) -> None:
+    def start(self, app: ASGIApp, eager: bool = False) -> None:
+        """Run the app in a Task. ``eager`` (Python 3.12+, and only from outside any parser
+        callback and any other app): an eager Task, whose first step runs now; a pipelined
+        request, started from the previous one's ``send``, gets a plain Task."""
         protocol = self.protocol
         if protocol.state.access_log:
             self.start_time = time.perf_counter()
-        self.task = protocol.loop.create_task(self.run_asgi(app))
+        if eager:
+            self.task = start_eagerly(protocol.loop, self.run_asgi(app))
+        else:
+            self.task = protocol.loop.create_task(self.run_asgi(app))
 
     async def run_asgi(self, app: ASGIApp) -> None:
         state = self.protocol.state

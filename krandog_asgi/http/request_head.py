@@ -281,12 +281,15 @@ def _check_transfer_codings(headers: Headers) -> None:
 def _is_websocket_upgrade(
     config: Config, version: str, upgrade: bytes, has_te: bool, content_length: bytes | None
 ) -> bool:
+    # RFC 9110 §7.8: Upgrade in an HTTP/1.0 request is ignored, and so is any protocol we do
+    # not take (h2c); such a request is served as HTTP/1.1, a body it has included (the
+    # connection frames it: ``HTTPProtocol.frame_ignored_upgrade_body``).
+    if not (config.ws and version == "1.1" and b"websocket" in upgrade.lower()):
+        return False
     if has_te or (content_length is not None and content_length != b"0"):
-        # The parser does not frame the body of an upgrade request; refusing it is the only
-        # way to be sure no byte of it is read as a second request.
+        # A handshake has no body; whatever follows the head is WebSocket frames.
         raise RequestError(400, "Upgrade requests with a body are not supported.")
-    # RFC 9110 §7.8: Upgrade in an HTTP/1.0 request is ignored.
-    return config.ws and version == "1.1" and b"websocket" in upgrade.lower()
+    return True
 
 
 def is_unknown_method(head: bytes) -> bool:

@@ -53,8 +53,15 @@ FINAL_STATUS_LINES: dict[int, bytes] = {}
 
 
 def final_status_line(status: object) -> bytes:
-    """The status line for an app's final response; 1xx, 101 and non-codes are refused."""
-    if type(status) is not int or not 200 <= status <= 599:
+    """The status line for an app's final response; 1xx, 101 and non-codes are refused.
+
+    An ``int`` subclass such as ``HTTPStatus`` is an int to ASGI; ``bool`` is not a code.
+    """
+    if type(status) is not int:
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise ValueError(f"Invalid HTTP status code {status!r} for a response")
+        status = int(status)
+    if not 200 <= status <= 599:
         raise ValueError(f"Invalid HTTP status code {status!r} for a response")
     line = FINAL_STATUS_LINES[status] = status_line(status)
     return line
@@ -181,40 +188,30 @@ class ResponseWriter:
         """Render ``message``'s head into ``pending_head``; ``body_unread``: the request body
         may still follow (we never answered its ``Expect: 100-continue``)."""
         status = message["status"]
-        parts = [FINAL_STATUS_LINES.get(status) or final_status_line(status), defaults]
-        content_length: int | None = None
-        keep_alive = self.keep_alive
-        replace_defaults = False
-        cache = _HEADER_CACHE
-        for header in message.get("headers", ()):
-            try:
-                line, kind = cache[header]
-            except (KeyError, TypeError):
-                line, kind = _render_header(header)
-            if kind:
-                value = header[1]
-                if kind == _CONTENT_LENGTH:
-                    if not value.isdigit() or (
-                        content_length is not None and int(value) != content_length
-                    ):
-                        raise ValueError(f"Invalid content-length header {value!r}")
-                    content_length = int(value)
-                elif kind == _CONNECTION:
-                    if b"close" in value.lower():
-                        keep_alive = False
-                    continue  # the server decides and writes the connection header itself
-                elif kind == _TRANSFER_ENCODING:
-                    continue  # framing is the server's job
-                else:
-                    replace_defaults = True
-            parts.append(line)
-        if replace_defaults:
-            parts[1] = _merge_defaults(defaults, parts[2:])
+        # Only an exact int may hit the cache: 200.0 and True hash like 200 and 1.
+        status_text = FINAL_STATUS_LINES.get(status) if type(status) is int else None
+        if status_text is None:
+            status_text = final_status_line(status)
+            status = int(status)  # an IntEnum member: logged and compared as a plain code
+        headers = message.get("headers", ())
+        if type(headers) is not list and type(headers) is not tuple:
+            headers = list(headers)  # any iterable: read once, here
+        try:
+            block, content_length, app_close, own_defaults = _HEADS[tuple(headers)]
+        except (KeyError, TypeError):  # not seen yet, or not hashable (bytearray, lists)
+            block, content_length, app_close, own_defaults = _render_headers(headers)
+        if own_defaults:
+            defaults = _merge_defaults(defaults, block.split(b"\r\n"))
+        keep_alive = self.keep_alive and not app_close
         no_body = status == 204 or status == 304 or head_request
         if content_length is not None and status == 204:
             # RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204 response.
-            parts = [p for p in parts if p[:15].lower() != b"content-length:"]
+            lines = block.split(b"\r\n")
+            block = b"".join(
+                x + b"\r\n" for x in lines if x and x[:15].lower() != b"content-length:"
+            )
             content_length = None
+        parts = [status_text, defaults, block]
         if body_unread:
             # We never asked for the body, so the client may or may not send it: the bytes
             # that follow cannot be framed with certainty.
@@ -291,8 +288,59 @@ def _render_header(header: Any) -> tuple[bytes, int]:
     if type(header) is tuple:
         if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
             _HEADER_CACHE.clear()
-        _HEADER_CACHE[header] = result
+        try:
+            _HEADER_CACHE[header] = result
+        except TypeError:  # a bytearray inside: not a key (and it may change), so not kept
+            pass
     return result
+
+
+# Rendered app header lists, by value: (the lines, Content-Length, whether the app asked to
+# close, whether it sent its own Server/Date). Apps send the same few lists over and over, so a
+# response head costs one lookup instead of a loop over its headers.
+_HEADS: dict[tuple[Any, ...], tuple[bytes, int | None, bool, bool]] = {}
+_HEADS_SIZE = 256
+
+
+def _render_headers(headers: Any) -> tuple[bytes, int | None, bool, bool]:
+    """Validate and render an app's response headers (see ``_HEADS``); raises ValueError."""
+    lines = []
+    content_length: int | None = None
+    close = own_defaults = False
+    cache = _HEADER_CACHE
+    for header in headers:
+        try:
+            line, kind = cache[header]
+        except (KeyError, TypeError):
+            line, kind = _render_header(header)
+        if kind:
+            value = header[1]
+            if kind == _CONTENT_LENGTH:
+                if not value.isdigit() or (
+                    content_length is not None and int(value) != content_length
+                ):
+                    raise ValueError(f"Invalid content-length header {value!r}")
+                if content_length is not None:
+                    continue  # the same length again: one field on the wire (RFC 9110 §8.6)
+                content_length = int(value)
+            elif kind == _CONNECTION:
+                if b"close" in value.lower():
+                    close = True
+                continue  # the server decides and writes the connection header itself
+            elif kind == _TRANSFER_ENCODING:
+                continue  # framing is the server's job
+            else:
+                own_defaults = True
+        lines.append(line)
+    rendered = (b"".join(lines), content_length, close, own_defaults)
+    try:
+        key = tuple(headers)
+        if len(_HEADS) >= _HEADS_SIZE:
+            _HEADS.clear()
+        _HEADS[key] = rendered
+    except TypeError:  # items that cannot be keys (bytearray, lists): rendered every time
+        pass
+    return rendered
 
 
 def _merge_defaults(defaults: bytes, app_headers: list[bytes]) -> bytes:

@@ -1,19 +1,83 @@
-/* Optional accelerator for the WebSocket codec: apply_mask(data, mask) -> bytes.
+/* Optional accelerator for the WebSocket codec (frames.py has the pure-Python twins).
+ *
+ *   apply_mask(data, mask) -> bytes
+ *   unmask(data, mask, start, end, phase) -> bytes        data[start:end] unmasked, one copy
+ *   unmask_into(dst, data, start, end, mask, phase)       appends it to the bytearray dst
  *
  * Masking is the one per-byte operation on the WebSocket path. Pure Python (big-integer XOR in
- * frames.py) is ~80x slower on 64 KiB payloads, so this 8-bytes-at-a-time loop is built when a
- * C compiler is present; frames.py falls back to Python otherwise.
+ * frames.py) is ~80x slower on 64 KiB payloads. unmask/unmask_into also fold the slice of the
+ * read buffer and the copy into the message buffer into the XOR pass itself, so a large frame is
+ * copied once between the bytes uvloop read and the message the application gets. ``phase`` is
+ * the payload offset (mod 4) at ``start``: a frame split across reads resumes mid-mask.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
 
+/* out[i] = in[i] ^ mask[(i + phase) & 3], 8 bytes at a time. The counters are unsigned: with
+ * Python's -fwrapv a signed "i + 8 <= n" may wrap, and gcc then does not vectorize the loop
+ * (measured: 64 KiB took ~0.8 us longer). */
+static void
+xor_mask(unsigned char *out, const unsigned char *in, Py_ssize_t len, const unsigned char *mask,
+         unsigned int phase)
+{
+    unsigned char m[4], m8[8];
+    uint64_t m64, w;
+    size_t n = (size_t)len, words = n / 8, i;
+
+    for (int k = 0; k < 4; k++)
+        m[k] = mask[(k + phase) & 3];
+    memcpy(m8, m, 4);
+    memcpy(m8 + 4, m, 4);
+    memcpy(&m64, m8, 8);
+    for (i = 0; i < words; i++) {
+        memcpy(&w, in + 8 * i, 8);
+        w ^= m64;
+        memcpy(out + 8 * i, &w, 8);
+    }
+    for (i = words * 8; i < n; i++)
+        out[i] = in[i] ^ m[i & 3];
+}
+
+static int
+get_mask(PyObject *obj, Py_buffer *mask)
+{
+    if (PyObject_GetBuffer(obj, mask, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (mask->len != 4) {
+        PyBuffer_Release(mask);
+        PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+        return -1;
+    }
+    return 0;
+}
+
+/* start/end checked against the buffer's length, as a slice would be (but never clamped) */
+static int
+get_range(PyObject *const *args, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end,
+          unsigned int *phase)
+{
+    Py_ssize_t s = PyLong_AsSsize_t(args[0]), e = PyLong_AsSsize_t(args[1]);
+    long p = PyLong_AsLong(args[2]);
+
+    if ((s == -1 || e == -1 || p == -1) && PyErr_Occurred())
+        return -1;
+    if (s < 0 || e < s || e > len) {
+        PyErr_SetString(PyExc_ValueError, "start and end must satisfy 0 <= start <= end <= len");
+        return -1;
+    }
+    *start = s;
+    *end = e;
+    *phase = (unsigned int)(p & 3);
+    return 0;
+}
+
 static PyObject *
 apply_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer data, mask;
-    PyObject *result = NULL;
+    PyObject *result;
 
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "apply_mask(data, mask) takes exactly 2 arguments");
@@ -21,36 +85,87 @@ apply_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0)
         return NULL;
-    if (PyObject_GetBuffer(args[1], &mask, PyBUF_SIMPLE) < 0) {
+    if (get_mask(args[1], &mask) < 0) {
         PyBuffer_Release(&data);
         return NULL;
     }
-    if (mask.len != 4) {
-        PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
-        goto done;
-    }
     result = PyBytes_FromStringAndSize(NULL, data.len);
-    if (result == NULL)
-        goto done;
-    {
-        const unsigned char *in = (const unsigned char *)data.buf;
-        const unsigned char *m = (const unsigned char *)mask.buf;
-        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-        Py_ssize_t n = data.len, i = 0;
-        unsigned char m8[8];
-        uint64_t m64, w;
+    if (result != NULL)
+        xor_mask((unsigned char *)PyBytes_AS_STRING(result), data.buf, data.len, mask.buf, 0);
+    PyBuffer_Release(&mask);
+    PyBuffer_Release(&data);
+    return result;
+}
 
-        memcpy(m8, m, 4);
-        memcpy(m8 + 4, m, 4);
-        memcpy(&m64, m8, 8);
-        for (; i + 8 <= n; i += 8) {
-            memcpy(&w, in + i, 8);
-            w ^= m64;
-            memcpy(out + i, &w, 8);
-        }
-        for (; i < n; i++)
-            out[i] = in[i] ^ m[i & 3];
+static PyObject *
+unmask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer data, mask;
+    Py_ssize_t start, end;
+    unsigned int phase;
+    PyObject *result = NULL;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "unmask(data, mask, start, end, phase) takes 5 arguments");
+        return NULL;
     }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (get_mask(args[1], &mask) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (get_range(args + 2, data.len, &start, &end, &phase) == 0) {
+        result = PyBytes_FromStringAndSize(NULL, end - start);
+        if (result != NULL)
+            xor_mask((unsigned char *)PyBytes_AS_STRING(result),
+                     (const unsigned char *)data.buf + start, end - start, mask.buf, phase);
+    }
+    PyBuffer_Release(&mask);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyObject *
+unmask_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer data, mask;
+    Py_ssize_t start, end, old;
+    unsigned int phase;
+    PyObject *dst, *result = NULL;
+
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "unmask_into(dst, data, start, end, mask, phase) takes 6 arguments");
+        return NULL;
+    }
+    dst = args[0];
+    if (!PyByteArray_CheckExact(dst)) {
+        PyErr_SetString(PyExc_TypeError, "unmask_into: dst must be a bytearray");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (get_mask(args[4], &mask) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    {
+        PyObject *range[3] = {args[2], args[3], args[5]};
+        if (get_range(range, data.len, &start, &end, &phase) < 0)
+            goto done;
+    }
+    if (dst == args[1]) {
+        PyErr_SetString(PyExc_ValueError, "unmask_into: dst and data must differ");
+        goto done;
+    }
+    old = PyByteArray_GET_SIZE(dst);
+    /* A bytearray with an exported buffer refuses to resize: that error is raised here. */
+    if (PyByteArray_Resize(dst, old + (end - start)) < 0)
+        goto done;
+    xor_mask((unsigned char *)PyByteArray_AS_STRING(dst) + old,
+             (const unsigned char *)data.buf + start, end - start, mask.buf, phase);
+    result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&mask);
     PyBuffer_Release(&data);
@@ -60,6 +175,12 @@ done:
 static PyMethodDef methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL,
      "apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated."},
+    {"unmask", (PyCFunction)(void (*)(void))unmask, METH_FASTCALL,
+     "unmask(data, mask, start, end, phase) -> bytes: data[start:end] XOR the mask, which "
+     "starts at byte phase % 4."},
+    {"unmask_into", (PyCFunction)(void (*)(void))unmask_into, METH_FASTCALL,
+     "unmask_into(dst, data, start, end, mask, phase): append data[start:end] XOR the mask "
+     "(starting at byte phase % 4) to the bytearray dst."},
     {NULL, NULL, 0, NULL},
 };
 

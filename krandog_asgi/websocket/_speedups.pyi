@@ -1,1 +1,13 @@
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes, /) -> bytes: ...
+def unmask(
+    data: bytes | bytearray | memoryview, mask: bytes, start: int, end: int, phase: int, /
+) -> bytes: ...
+def unmask_into(
+    dst: bytearray,
+    data: bytes | bytearray | memoryview,
+    start: int,
+    end: int,
+    mask: bytes,
+    phase: int,
+    /,
+) -> None: ...

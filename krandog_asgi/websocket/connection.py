@@ -33,9 +33,11 @@ from krandog_asgi.websocket.frames import (
     apply_mask,
     build_close_payload,
     build_frame,
+    frame_header,
     parse_close_payload,
     parse_header,
-    rotate_mask,
+    unmask,
+    unmask_into,
 )
 
 __all__ = [
@@ -54,6 +56,9 @@ __all__ = [
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+# From this payload size on, a frame's header and payload are written as two buffers (writev)
+# instead of being joined: joining copies the payload, two buffers cost a little more per call.
+WRITEV_MIN = 4096
 # Frames per message. Autobahn 9.3.1/9.4.1 send 65,537 (4 MiB in 64-byte frames plus an empty
 # final one); a flood of 100k tiny fragments is refused with 1009.
 DEFAULT_MAX_FRAGMENTS = 100_000
@@ -212,6 +217,7 @@ class Connection:
         "msg_text",
         "side",
         "write",
+        "writev",
     )
 
     def __init__(
@@ -223,9 +229,13 @@ class Connection:
         max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
         deflate: PerMessageDeflate | None = None,
         mask_key: Callable[[], bytes] | None = None,
+        writev: Callable[[tuple[bytes, bytes]], object] | None = None,
     ) -> None:
         self.side = side
         self.write = write
+        # Large frames go out as (header, payload) through ``writev`` (a transport's
+        # ``writelines``: one writev call), so the payload is not copied behind its header.
+        self.writev = writev
         self.max_size = max_size if max_size is not None else 1 << 62
         self.max_fragments = max_fragments if max_fragments is not None else 1 << 62
         self.deflate = deflate
@@ -309,20 +319,17 @@ class Connection:
             if opcode >= OP_CLOSE:
                 if end > n:
                     break  # a control frame is handled whole
-                payload = data[start:end]
+                payload = data[start:end] if mask is None else unmask(data, mask, start, end, 0)
                 pos = end
-                self._control(
-                    opcode, payload if mask is None else apply_mask(payload, mask), events
-                )
+                self._control(opcode, payload, events)
                 if opcode == OP_CLOSE:
                     break
             elif fin and not rsv and opcode and end <= n and self.msg_op < 0:
                 # Fast path: a whole, unfragmented, uncompressed message is in the buffer.
                 if length > self.max_size:
                     raise FrameError(CloseCode.MESSAGE_TOO_BIG, "message too big")
-                payload = data[start:end]
-                if mask is not None:
-                    payload = apply_mask(payload, mask)
+                # One copy from the read buffer, unmasked on the way (C when built).
+                payload = data[start:end] if mask is None else unmask(data, mask, start, end, 0)
                 pos = end
                 if opcode == OP_TEXT:
                     try:
@@ -371,15 +378,33 @@ class Connection:
         self.frame_offset = 0
 
     def _read_payload(self, data: bytes, pos: int, events: list[Event]) -> int:
+        """The next part of a frame whose payload comes over several reads (or several frames).
+
+        Binary data goes straight from the read buffer into the message's bytearray, unmasked
+        on the way: one copy per byte until the final ``bytes``.
+        """
         take = min(self.frame_remaining, len(data) - pos)
-        chunk = data[pos : pos + take]
+        end = pos + take
         mask = self.frame_mask
-        if mask is not None:
-            chunk = apply_mask(chunk, rotate_mask(mask, self.frame_offset))
-        self.frame_offset += take
+        offset = self.frame_offset
+        self.frame_offset = offset + take
         self.frame_remaining -= take
+        buf = self.msg_bytes
+        if buf is not None and not self.msg_compressed:
+            if mask is None:
+                buf += memoryview(data)[pos:end]
+            else:
+                unmask_into(buf, data, pos, end, mask, offset)
+            self.msg_size += take
+            if not self.frame_remaining:
+                self.frame_remaining = -1
+                if self.frame_fin:
+                    events.append(bytes(buf))
+                    self._reset_message()
+            return end
+        chunk = data[pos:end] if mask is None else unmask(data, mask, pos, end, offset)
         self._payload_chunk(chunk, events)
-        return pos + take
+        return end
 
     def _start_message(self, opcode: int, compressed: bool) -> None:
         self.msg_op = opcode
@@ -458,7 +483,26 @@ class Connection:
         self, opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False
     ) -> None:
         mask = self.mask_key() if self.mask_key is not None else None
+        n = len(payload)
+        if n >= WRITEV_MIN and self.writev is not None:
+            first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+            if mask is None:
+                header = frame_header(first, n)
+                self.writev((header, payload))
+            else:
+                header = frame_header(first, n, True) + mask
+                self.writev((header, apply_mask(payload, mask)))
+            self.bytes_out += len(header) + n
+            return
         frame = build_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
+        self.bytes_out += len(frame)
+        self.write(frame)
+
+    def send_frame(self, frame: bytes) -> None:
+        """Send a data frame built beforehand with ``build_frame`` (the same bytes may go to
+        many connections: a broadcast); refused once our close frame is out."""
+        if self.closing.close_sent:
+            raise InvalidState("the connection is closing")
         self.bytes_out += len(frame)
         self.write(frame)
 

@@ -29,6 +29,8 @@ __all__ = [
     "build_frame",
     "parse_close_payload",
     "parse_header",
+    "unmask",
+    "unmask_into",
 ]
 
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
@@ -90,16 +92,44 @@ def apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     )
 
 
-try:
-    from krandog_asgi.websocket._speedups import apply_mask
-except ImportError:  # pragma: no cover - built wherever a C compiler exists
-    apply_mask = apply_mask_py
-
-
 def rotate_mask(mask: bytes, offset: int) -> bytes:
     """The mask to apply to a payload slice that starts ``offset`` bytes into the frame."""
     k = offset & 3
     return mask[k:] + mask[:k] if k else mask
+
+
+def unmask_py(
+    data: bytes | bytearray | memoryview, mask: bytes, start: int, end: int, phase: int
+) -> bytes:
+    """``data[start:end]`` unmasked, the mask starting at byte ``phase % 4`` (a frame resumed
+    in a later read). The C version copies once; here the slice is a view."""
+    if len(mask) != 4:
+        raise ValueError("mask must contain 4 bytes")
+    if not 0 <= start <= end <= len(data):
+        raise ValueError("start and end must satisfy 0 <= start <= end <= len")
+    return apply_mask_py(memoryview(data)[start:end], rotate_mask(mask, phase))
+
+
+def unmask_into_py(
+    dst: bytearray,
+    data: bytes | bytearray | memoryview,
+    start: int,
+    end: int,
+    mask: bytes,
+    phase: int,
+) -> None:
+    """Append ``data[start:end]`` unmasked (mask from byte ``phase % 4``) to ``dst``."""
+    if type(dst) is not bytearray:
+        raise TypeError("unmask_into: dst must be a bytearray")
+    dst += unmask_py(data, mask, start, end, phase)
+
+
+try:
+    from krandog_asgi.websocket._speedups import apply_mask, unmask, unmask_into
+except ImportError:  # pragma: no cover - built wherever a C compiler exists
+    apply_mask = apply_mask_py
+    unmask = unmask_py
+    unmask_into = unmask_into_py
 
 
 _HEADER_7 = [[bytes([0x80 | op, n]) for n in range(126)] for op in range(16)]

@@ -265,6 +265,7 @@ class ClientProtocol(WebSocketIO):
         conn = Connection(
             Side.CLIENT,
             transport.write,
+            writev=transport.writelines,
             max_size=options.max_size,
             max_fragments=options.max_fragments,
             deflate=handshake.deflate,

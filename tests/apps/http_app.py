@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -217,6 +218,7 @@ async def h_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
         "ok-set-cookie": [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")],
         "ok-upper": [(b"X-Upper", b"v")],
         "ok-tuple-list": [[b"x-list", b"v"]],
+        "ok-cl-twice": [(b"content-length", b"2"), (b"Content-Length", b"02")],
     }
     headers = bad[kind]
     body = b"ok"
@@ -232,6 +234,10 @@ async def h_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def h_bad_status(scope: dict[str, Any], receive: Any, send: Any) -> None:
     raw = q(scope, "status")
     status: Any = int(raw) if raw.lstrip("-").isdigit() else raw
+    if raw.startswith("enum-"):  # an IntEnum member: an int, as ASGI asks
+        status = HTTPStatus(int(raw[5:]))
+    elif raw in ("true", "200.0"):
+        status = True if raw == "true" else 200.0
     try:
         await send({"type": "http.response.start", "status": status, "headers": []})
     except Exception as exc:

@@ -99,6 +99,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             {"type": "websocket.close", "code": int(path.rsplit("/", 1)[1]), "reason": "bye"}
         )
         return
+    if path == "/close-long-reason":  # ASGI: the reason "can be any string"
+        await send({"type": "websocket.close", "code": 4002, "reason": "\u00e9" * 100})
+        return
     if path == "/crash":
         raise RuntimeError("boom")
     if path == "/both":

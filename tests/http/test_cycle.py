@@ -18,6 +18,7 @@ from krandog_asgi.http.cycle import RequestCycle, RequestState, ResponseState
 from krandog_asgi.http.response import ClientDisconnected, error_response
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.state import ServerState
+from krandog_asgi.transport.eager import EAGER
 from tests.support.fakes import FakeClockLoop, FakeTransport, run_with_fake_clock
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
@@ -547,10 +548,10 @@ def test_send_after_the_client_left_raises_client_disconnected() -> None:
 
 def test_response_state_follows_start_body_done() -> None:
     seen: list[ResponseState] = []
-    cycles: list[RequestCycle] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        cycle = cycles[0]
+        cycle = send.__self__  # the app may run before data_received returns: no other handle
+        assert isinstance(cycle, RequestCycle)
         seen.append(cycle.response_state)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         seen.append(cycle.response_state)
@@ -562,9 +563,125 @@ def test_response_state_follows_start_body_done() -> None:
     async def main(loop: FakeClockLoop) -> None:
         protocol, _ = connect(app)
         protocol.data_received(GET)
-        assert protocol.cycle is not None
-        cycles.append(protocol.cycle)
         await settle(loop)
 
     run_with_fake_clock(main)
     assert seen == [ResponseState.START, ResponseState.BODY, ResponseState.BODY, ResponseState.DONE]
+
+
+# -- starting the app: inline after the parser, a Task only when it waits -----------------------
+
+
+@pytest.mark.skipif(not EAGER, reason="eager tasks need Python 3.12+")
+def test_an_app_that_never_waits_is_answered_before_data_received_returns() -> None:
+    cycles: list[RequestCycle] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        cycles.append(send.__self__)
+        await send(START_OK)
+        await send(BODY_OK)
+
+    async def main(loop: FakeClockLoop) -> FakeTransport:
+        protocol, transport = connect(app)
+        protocol.data_received(GET)
+        assert transport.data == OK_HEAD + b"ok"  # no loop iteration in between
+        return transport
+
+    run_with_fake_clock(main)
+    assert cycles[0].task is not None
+    assert cycles[0].task.done()  # finished in its eager first step: never scheduled
+
+
+def test_an_app_that_waits_goes_on_in_a_task() -> None:
+    async def main(loop: FakeClockLoop) -> tuple[FakeTransport, RequestCycle]:
+        gate = asyncio.Event()
+        cycles: list[RequestCycle] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            cycles.append(send.__self__)
+            await gate.wait()
+            await send(START_OK)
+            await send(BODY_OK)
+
+        protocol, transport = connect(app)
+        protocol.data_received(GET)
+        await settle(loop)
+        assert transport.data == b""
+        assert protocol.cycle is cycles[0]
+        task = cycles[0].task
+        assert isinstance(task, asyncio.Task)
+        assert not task.done()
+        gate.set()
+        await settle(loop)
+        assert task.done()
+        return transport, cycles[0]
+
+    transport, _ = run_with_fake_clock(main)
+    assert transport.data == OK_HEAD + b"ok"
+
+
+def test_the_app_starts_only_after_the_parser_consumed_the_whole_read() -> None:
+    """Never inside a parser callback: when the first app runs, the second request of the
+    same read has already been parsed and queued behind it."""
+    queued: list[int] = []
+
+    async def main(loop: FakeClockLoop) -> FakeTransport:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            queued.append(len(protocol.pipeline))
+            await send(START_OK)
+            await send(BODY_OK)
+
+        protocol, transport = connect(app)
+        protocol.data_received(GET + GET)
+        await settle(loop)
+        return transport
+
+    transport = run_with_fake_clock(main)
+    assert queued == [1, 0]
+    assert transport.data == (OK_HEAD + b"ok") * 2
+
+
+def test_a_bad_request_after_a_good_one_in_the_same_read_is_answered_after_it() -> None:
+    transport = exchange(ok_app, GET + b"NOT HTTP\r\n\r\n")
+    response = transport.data
+    assert response.startswith(OK_HEAD + b"ok" + b"HTTP/1.1 400 Bad Request\r\n")
+    assert transport.eof_written or transport.closing
+
+
+def test_context_variables_an_app_sets_do_not_leak_into_the_next_request() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(var.get())
+        var.set(scope["path"])
+        await send(START_OK)
+        await send(BODY_OK)
+
+    exchange(app, GET, GET.replace(b"/ ", b"/two "))
+    assert seen == ["unset", "unset"]
+
+
+def test_header_names_of_any_spelling_reach_the_app_lower_case() -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["headers"])
+        await send(START_OK)
+        await send(BODY_OK)
+
+    request = (
+        b"GET / HTTP/1.1\r\nHOST: h\r\nUser-Agent: t \r\nX-Odd-NAME: v\r\n"
+        b"content-TYPE: text/plain\r\n\r\n"
+    )
+    exchange(app, request, request)
+    expected = [
+        (b"host", b"h"),
+        (b"user-agent", b"t"),
+        (b"x-odd-name", b"v"),
+        (b"content-type", b"text/plain"),
+    ]
+    assert seen == [expected, expected]
+    assert seen[0][1][0] is seen[1][1][0]  # a common name is one shared bytes object

@@ -362,6 +362,15 @@ def test_upgrade_with_a_body_is_400(extra: tuple[bytes, bytes]) -> None:
     )
 
 
+@pytest.mark.parametrize("extra", [(b"content-length", b"3"), (b"transfer-encoding", b"chunked")])
+def test_ignored_upgrade_with_a_body_passes(extra: tuple[bytes, bytes]) -> None:
+    """RFC 9110 §7.8: an Upgrade we do not take is ignored; the body is the connection's to
+    frame (only a WebSocket handshake must not have one)."""
+    h2c = [(b"host", b"h"), (b"connection", b"upgrade"), (b"upgrade", b"h2c"), extra]
+    assert read(headers=h2c, upgrade=True)[2] is False
+    assert read(headers=[*WS_HEADERS, extra], upgrade=True, conn=context(ws=False))[2] is False
+
+
 def test_upgrade_with_an_empty_body_passes() -> None:
     assert read(headers=[*WS_HEADERS, (b"content-length", b"0")], upgrade=True)[2] is True
 

@@ -184,7 +184,8 @@ def test_invalid_content_length_is_refused(value: bytes) -> None:
 
 def test_repeated_content_length_must_agree() -> None:
     _, writes = respond(200, [CL5, CL5], [(b"hello", False)])
-    assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\nhello"]
+    # RFC 9110 §8.6: sent once; two fields (even equal) make strict clients refuse the response
+    assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"]
     with pytest.raises(ValueError, match="Invalid content-length"):
         respond(200, [CL5, (b"content-length", b"6")], [])
 
@@ -213,3 +214,55 @@ def test_body_under_content_length_is_logged_and_closes(caplog: pytest.LogCaptur
     assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhel"]
     assert writer.keep_alive is False
     assert "shorter than Content-Length" in caplog.text
+
+
+def test_a_tuple_header_with_a_bytearray_value_is_accepted() -> None:
+    """A (bytes, bytearray) tuple cannot be a cache key: it is rendered, not remembered."""
+    value = bytearray(b"fine")
+    for _ in range(2):
+        _, writes = respond(200, [CL5, (b"x-v", value)], [(b"hello", False)])
+        assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-v: fine\r\n\r\nhello"]
+
+
+# -- the rendered-heads cache: a repeated header list gives the same answer, every time --------
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "defaults"),
+    [
+        (200, [CL5, (b"content-type", b"text/plain")], DEFAULTS),
+        (204, [CL5], b""),  # Content-Length dropped on every 204, cached or not
+        (200, [CL5, (b"connection", b"close")], b""),  # the close is remembered too
+        (200, [CL5, (b"server", b"mine")], DEFAULTS),  # the app's Server replaces ours
+        (200, [(b"x-a", b"1")], b""),  # chunked
+    ],
+)
+def test_a_repeated_header_list_is_framed_the_same_each_time(
+    status: int, headers: list[Any], defaults: bytes
+) -> None:
+    body = [(b"" if status == 204 else b"hello", False)]
+    first = respond(status, headers, body, defaults=defaults)
+    again = respond(status, list(headers), body, defaults=defaults)  # equal, not the same
+    assert first[1] == again[1]
+    assert first[0].keep_alive == again[0].keep_alive
+
+
+def test_headers_given_as_a_generator_are_read_once_and_framed() -> None:
+    headers = iter([CL5, (b"x-a", b"1")])
+    _, writes = respond(200, headers, [(b"hello", False)])  # type: ignore[arg-type]
+    assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: 1\r\n\r\nhello"]
+
+
+def test_a_bytearray_header_is_checked_each_time_it_is_sent() -> None:
+    value = bytearray(b"fine")
+    _, writes = respond(200, [CL5, (b"x-v", value)], [(b"hello", False)])
+    assert b"x-v: fine\r\n" in writes[0]
+    value[:] = b"bad\r\nx-injected: 1"
+    with pytest.raises(ValueError, match="Invalid response header value"):
+        respond(200, [CL5, (b"x-v", value)], [(b"hello", False)])
+
+
+def test_same_names_with_another_content_length_are_framed_anew() -> None:
+    respond(200, [CL5], [(b"hello", False)])
+    _, writes = respond(200, [(b"content-length", b"2")], [(b"hi", False)])
+    assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"]

@@ -13,7 +13,9 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from krandog_asgi.websocket import connection as connection_module, frames
 from krandog_asgi.websocket.connection import (
+    WRITEV_MIN,
     CloseReceived,
     Closing,
     Connection,
@@ -414,6 +416,117 @@ class TestLimits:
         flood = frame(OP_BINARY, b"a", fin=False) + frame(OP_CONT, b"b", fin=False) * 100_000
 
         assert failure(1009)(norm(conn.receive_data(flood)))
+
+
+# -- large frames: unmasked straight into the message, written as header + payload ---------------
+
+
+@pytest.fixture(params=["python", "c"])
+def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The parser run with the pure-Python unmasking and with the C accelerator."""
+    if request.param == "python":
+        monkeypatch.setattr(connection_module, "unmask", frames.unmask_py)
+        monkeypatch.setattr(connection_module, "unmask_into", frames.unmask_into_py)
+    else:
+        speedups = pytest.importorskip(
+            "krandog_asgi.websocket._speedups", reason="the C accelerator is not built here"
+        )
+        monkeypatch.setattr(connection_module, "unmask", speedups.unmask)
+        monkeypatch.setattr(connection_module, "unmask_into", speedups.unmask_into)
+    return str(request.param)
+
+
+def feed_in_pieces(conn: Connection, data: bytes, cuts: list[int]) -> list[object]:
+    events: list[object] = []
+    start = 0
+    for cut in [*cuts, len(data)]:
+        events += norm(conn.receive_data(data[start:cut]))
+        start = cut
+    return events
+
+
+class TestLargeFrames:
+    CUTS = [[], [1], [3, 9], [14, 15], [4096], [65535, 65537], [100, 5000, 69000]]
+
+    @pytest.mark.parametrize("cuts", CUTS)
+    def test_masked_binary_frame_split_anywhere_is_one_message(
+        self, codec: str, cuts: list[int]
+    ) -> None:
+        payload = os.urandom(70000)
+        conn, _ = server()
+        assert feed_in_pieces(conn, frame(OP_BINARY, payload), cuts) == [payload]
+        # and the connection goes on with the next message
+        assert conn.receive_data(frame(OP_BINARY, b"next")) == [b"next"]
+
+    @pytest.mark.parametrize("cuts", CUTS)
+    def test_masked_text_frame_split_anywhere_is_validated_and_decoded(
+        self, codec: str, cuts: list[int]
+    ) -> None:
+        text = "€uro " * 14000  # 3-byte characters cut at arbitrary places
+        conn, _ = server()
+        assert feed_in_pieces(conn, frame(OP_TEXT, text.encode()), cuts) == [text]
+
+    def test_invalid_utf8_in_a_split_text_frame_fails_1007(self, codec: str) -> None:
+        data = frame(OP_TEXT, b"a" * 5000 + b"\xff" + b"b" * 5000)
+        conn, _ = server()
+        assert failure(1007)(feed_in_pieces(conn, data, [100, 4000, 6000]))
+
+    def test_fragmented_binary_message_over_many_reads(self, codec: str) -> None:
+        parts = [os.urandom(n) for n in (3000, 1, 9000)]
+        data = (
+            frame(OP_BINARY, parts[0], fin=False)
+            + frame(OP_CONT, parts[1], fin=False)
+            + frame(OP_CONT, parts[2])
+        )
+        conn, _ = server()
+        assert feed_in_pieces(conn, data, list(range(7, len(data), 1111))) == [b"".join(parts)]
+
+    def test_unmasked_frame_split_on_the_client_side(self, codec: str) -> None:
+        payload = os.urandom(70000)
+        conn, _ = client()
+        data = frame(OP_BINARY, payload, mask=None)
+        assert feed_in_pieces(conn, data, [5, 40000]) == [payload]
+
+    def test_large_frame_goes_out_as_header_and_the_same_payload_object(self) -> None:
+        writes: list[bytes] = []
+        vectors: list[tuple[bytes, bytes]] = []
+        conn = Connection(Side.SERVER, writes.append, writev=vectors.append)
+        payload = os.urandom(WRITEV_MIN)
+        conn.send_binary(payload)
+        assert writes == []
+        ((header, sent),) = vectors
+        assert sent is payload  # no copy behind the header
+        assert header + sent == frame(OP_BINARY, payload, mask=None)
+        conn.send_binary(b"small")
+        assert writes == [frame(OP_BINARY, b"small", mask=None)]
+
+    def test_large_client_frame_through_writev_is_masked(self) -> None:
+        vectors: list[tuple[bytes, bytes]] = []
+        sender = Connection(
+            Side.CLIENT, lambda data: None, writev=vectors.append, mask_key=lambda: MASK
+        )
+        payload = os.urandom(100_000)
+        sender.send_binary(payload)
+        ((header, masked),) = vectors
+        assert masked != payload
+        receiver, _ = server()
+        assert receiver.receive_data(header + masked) == [payload]
+
+    def test_without_writev_a_large_frame_is_one_write(self) -> None:
+        conn, out = server()
+        payload = os.urandom(WRITEV_MIN * 2)
+        conn.send_binary(payload)
+        assert out == [frame(OP_BINARY, payload, mask=None)]
+
+    def test_prebuilt_frame_is_refused_after_our_close(self) -> None:
+        conn, out = server()
+        prebuilt = frame(OP_TEXT, b"hi", mask=None)
+        conn.send_frame(prebuilt)
+        conn.send_close(1000)
+        with pytest.raises(InvalidState):
+            conn.send_frame(prebuilt)
+        assert out[0] == prebuilt
+        assert len(out) == 2
 
 
 # -- property: any message, any fragmentation, any chunking ---------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given, strategies as st
@@ -211,6 +212,80 @@ def test_mask_rotates_for_a_payload_slice() -> None:
     data = os.urandom(11)
     whole = apply_mask(data, MASK)
     assert apply_mask(data[5:], frames.rotate_mask(MASK, 5)) == whole[5:]
+
+
+@pytest.fixture(params=["python", "c"])
+def unmaskers(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """(unmask, unmask_into) of the pure-Python fallback and of the C accelerator."""
+    if request.param == "python":
+        return frames.unmask_py, frames.unmask_into_py
+    speedups = pytest.importorskip(
+        "krandog_asgi.websocket._speedups", reason="the C accelerator is not built here"
+    )
+    return speedups.unmask, speedups.unmask_into
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 8, 9, 63, 64, 65, 1000, 65536])
+@pytest.mark.parametrize("start", [0, 1, 3, 7])
+@pytest.mark.parametrize("phase", [0, 1, 2, 3, 6])
+def test_unmask_is_the_slice_masked_from_its_phase(
+    unmaskers: tuple[Any, Any], size: int, start: int, phase: int
+) -> None:
+    unmask, _ = unmaskers
+    data = os.urandom(start + size + 5)
+    mask = os.urandom(4)
+    expected = apply_mask_py(data[start : start + size], frames.rotate_mask(mask, phase))
+    for source in (data, bytearray(data), memoryview(data)):
+        result = unmask(source, mask, start, start + size, phase)
+        assert type(result) is bytes
+        assert result == expected
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 4097])
+def test_unmask_into_appends_to_the_bytearray(unmaskers: tuple[Any, Any], size: int) -> None:
+    _, unmask_into = unmaskers
+    data = os.urandom(size + 3)
+    dst = bytearray(b"kept")
+    unmask_into(dst, data, 3, 3 + size, MASK, 2)
+    assert dst == b"kept" + apply_mask_py(data[3:], frames.rotate_mask(MASK, 2))
+
+
+def test_a_payload_unmasked_in_pieces_equals_it_unmasked_whole(
+    unmaskers: tuple[Any, Any],
+) -> None:
+    """A frame read in several chunks: each piece resumes the mask where the last one ended."""
+    unmask, unmask_into = unmaskers
+    payload = os.urandom(70001)
+    mask = os.urandom(4)
+    whole = apply_mask_py(payload, mask)
+    into, parts, offset = bytearray(), [], 0
+    for cut in (1, 2, 5, 4096, 65535, 65536, 70001):
+        unmask_into(into, payload, offset, cut, mask, offset)
+        parts.append(unmask(payload, mask, offset, cut, offset))
+        offset = cut
+    assert into == whole
+    assert b"".join(parts) == whole
+
+
+@pytest.mark.parametrize(("start", "end"), [(-1, 2), (3, 2), (0, 11), (11, 11)])
+def test_unmask_refuses_a_range_outside_the_data(
+    unmaskers: tuple[Any, Any], start: int, end: int
+) -> None:
+    unmask, unmask_into = unmaskers
+    with pytest.raises(ValueError, match="start and end"):
+        unmask(bytes(10), MASK, start, end, 0)
+    dst = bytearray()
+    with pytest.raises(ValueError, match="start and end"):
+        unmask_into(dst, bytes(10), start, end, MASK, 0)
+    assert dst == b""
+
+
+def test_unmask_needs_a_4_byte_mask_and_a_bytearray_target(unmaskers: tuple[Any, Any]) -> None:
+    unmask, unmask_into = unmaskers
+    with pytest.raises(ValueError, match="4 bytes"):
+        unmask(bytes(10), b"abc", 0, 10, 0)
+    with pytest.raises(TypeError, match="bytearray"):
+        unmask_into(b"immutable", bytes(10), 0, 10, MASK, 0)
 
 
 # -- §5.5.1 and §7.4: close payloads and codes ---------------------------------------------------
