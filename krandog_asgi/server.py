@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import sysconfig
 import threading
 import traceback
 from collections.abc import Coroutine
@@ -341,14 +342,29 @@ def _log_load_error(config: Config, exc: Exception) -> None:
 
 
 def _where_raised(exc: BaseException) -> str:
-    """``file.py, line N`` of the frame that raised (importlib's own frames skipped), or of
-    the offending line of a SyntaxError."""
+    """``file.py, line N`` of the innermost frame outside the standard library (importlib's
+    own frames skipped), or of the offending line of a SyntaxError."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{_shown_path(exc.filename)}, line {exc.lineno}"
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    outside = [f for f in frames if not _in_stdlib(f.filename)]
+    frames = outside or frames
     if not frames:
         return ""
     return f"{_shown_path(frames[-1].filename)}, line {frames[-1].lineno}"
+
+
+_STDLIB_DIRS = tuple({os.path.join(sysconfig.get_paths()[k], "") for k in ("stdlib", "platstdlib")})
+
+
+def _in_stdlib(filename: str) -> bool:
+    """A file of the standard library (not of an installed package): ``os.environ["X"]``
+    fails in os.py on 3.10 but in the unnamed ``<frozen os>`` on 3.11+; the place to show
+    is the app's line that called it, on every version."""
+    parts = filename.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return filename.startswith(_STDLIB_DIRS)
 
 
 def _shown_path(path: str) -> str:
@@ -361,18 +377,18 @@ def _shown_path(path: str) -> str:
 
 
 def run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
-    """Run ``coro`` on a new uvloop event loop (plain asyncio where uvloop is unavailable)."""
+    """Run ``coro`` on a new uvloop event loop (plain asyncio where uvloop is unavailable).
+
+    ``uvloop.run`` on every version: on 3.10 it builds the loop itself instead of installing
+    uvloop's policy process-wide, which would leak into every later ``asyncio.run`` of the
+    embedding program (its tests, a second in-process server).
+    """
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows
         asyncio.run(coro)
         return
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(coro)
-    else:  # pragma: no cover - 3.10
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        asyncio.run(coro)
+    uvloop.run(coro)
 
 
 def run(app: Any, **options: Any) -> int:

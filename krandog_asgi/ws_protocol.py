@@ -27,6 +27,7 @@ from krandog_asgi.http.response import (
     final_status_line,
     status_line,
 )
+from krandog_asgi.transport.flow import writev_of
 from krandog_asgi.transport.websocket_io import END, WebSocketIO
 from krandog_asgi.websocket.connection import Connection, Side
 from krandog_asgi.websocket.deflate import negotiate_server
@@ -499,7 +500,7 @@ class WebSocketProtocol(WebSocketIO):
         conn = Connection(
             Side.SERVER,
             transport.write,
-            writev=transport.writelines,
+            writev=writev_of(transport),
             max_size=config.ws_max_size,
             max_fragments=config.ws_max_fragments,
             deflate=deflate,

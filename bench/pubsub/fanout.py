@@ -286,8 +286,7 @@ def run_loop(coro: Any) -> Any:
         import uvloop
     except ImportError:
         return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+    return uvloop.run(coro)  # asyncio.Runner is 3.11+; uvloop.run covers 3.10 too
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import sys
+from collections.abc import Callable
 
 try:
     import fcntl
@@ -22,9 +24,30 @@ try:
 except ImportError:  # pragma: no cover - Windows
     _OUTQ = None
 
-__all__ = ["WriteFlowControl", "abort_dropping_unsent", "unacknowledged"]
+__all__ = ["WriteFlowControl", "abort_dropping_unsent", "unacknowledged", "writev_of"]
 
 _INT = struct.Struct("i")
+
+
+def writev_of(transport: asyncio.WriteTransport) -> Callable[[tuple[bytes, bytes]], None]:
+    """How to write a large frame as (header, payload) without joining them.
+
+    uvloop's ``writelines`` is one writev and pauses the protocol like ``write``; before 3.12
+    asyncio's joins the buffers and calls ``write``. asyncio's selector transport on 3.12+ has
+    its own ``writelines`` that never calls ``pause_writing``: a peer that stops reading would
+    never stop a sender, and ``drain`` would not wait. There, two ``write`` calls.
+    """
+    if sys.version_info < (3, 12) or type(transport).__module__.startswith("uvloop"):
+        return transport.writelines
+    write = transport.write
+
+    def write_both(buffers: tuple[bytes, bytes]) -> None:
+        write(buffers[0])
+        write(buffers[1])
+
+    return write_both
+
+
 _ZERO = bytes(4)
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, zero timeout: close() sends a RST
 

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import httptools
 
+from krandog_asgi.transport.flow import writev_of
 from krandog_asgi.transport.websocket_io import WebSocketIO
 from krandog_asgi.websocket.connection import (
     DEFAULT_MAX_FRAGMENTS,
@@ -265,7 +266,7 @@ class ClientProtocol(WebSocketIO):
         conn = Connection(
             Side.CLIENT,
             transport.write,
-            writev=transport.writelines,
+            writev=writev_of(transport),
             max_size=options.max_size,
             max_fragments=options.max_fragments,
             deflate=handshake.deflate,

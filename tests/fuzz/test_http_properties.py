@@ -190,7 +190,10 @@ def test_any_handshake_headers_give_a_101_or_a_4xx(
     stream, fields = request
     out = check_http_stream(stream, cuts)
     assert out.startswith((b"HTTP/1.1 101 ", b"HTTP/1.1 4", b"HTTP/1.1 200 ")), out[:200]
-    if out.startswith(b"HTTP/1.1 200 "):
+    # A CR or LF in a value moves the end of the head (and the frame with it): the fields
+    # after it are not headers, so the model cannot say what the request asked for.
+    framed = not any(b"\r" in v or b"\n" in v for _, values in fields for v in values)
+    if out.startswith(b"HTTP/1.1 200 ") and framed:
         assert not _asks_for_websocket(fields)
     if out.startswith(b"HTTP/1.1 101 "):
         head, _, frames = out.partition(b"\r\n\r\n")
@@ -205,8 +208,7 @@ def test_any_handshake_headers_give_a_101_or_a_4xx(
             Side.CLIENT, lambda _: None, deflate=answer.deflate, mask_key=lambda: b"abcd"
         )
         events = client.receive_data(frames)
-        framed = not any(b"\r" in v or b"\n" in v for _, values in fields for v in values)
-        if framed:  # (a CR or LF in a value moves the end of the head, and the frame with it)
+        if framed:
             assert events[:1] == ["hi"]  # the echo of the frame sent after the head
 
 

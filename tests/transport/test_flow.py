@@ -10,13 +10,18 @@ tests/test_limits_stall.py.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from typing import Any
+
+import pytest
+import uvloop
 
 from krandog_asgi.config import Config
 from krandog_asgi.http.response import ClientDisconnected
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.state import ServerState
-from krandog_asgi.transport.flow import WriteFlowControl, unacknowledged
+from krandog_asgi.transport.flow import WriteFlowControl, unacknowledged, writev_of
 from tests.support.fakes import FakeClockLoop, FakeTransport, run_with_fake_clock
 
 REQUEST = b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -211,3 +216,38 @@ def test_write_stall_zero_never_closes() -> None:
         state.stop_ticking()
 
     run_with_fake_clock(main)
+
+
+class _Recorder(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.paused = 0
+
+    def pause_writing(self) -> None:
+        self.paused += 1
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop])
+def test_a_large_frame_written_as_two_buffers_pauses_the_protocol(loop_factory: Any) -> None:
+    """asyncio's own writelines on 3.12+ never calls pause_writing: writev_of must not use it
+    there, or a sender of large frames never feels a peer that stopped reading."""
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    header, payload = b"\x82\x7f" + (8 << 20).to_bytes(8, "big"), os.urandom(8 << 20)
+
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_connection(_Recorder, sock=ours)
+        writev_of(transport)((header, payload))
+        assert protocol.paused == 1  # the peer has read nothing yet
+        received = bytearray()
+        while len(received) < len(header) + len(payload):
+            received += await loop.sock_recv(theirs, 1 << 20)
+        transport.close()
+        return bytes(received)
+
+    loop = loop_factory()
+    try:
+        assert loop.run_until_complete(asyncio.wait_for(main(), 30)) == header + payload
+    finally:
+        loop.close()
+        theirs.close()

@@ -1,0 +1,102 @@
+"""What differs between the supported Pythons (3.10 to 3.13) and must not change behaviour:
+the event loop the server runs on, and the optional C masking accelerator and its fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import json.decoder
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import httpx
+import pytest
+import uvloop
+
+from krandog_asgi.server import _in_stdlib, _where_raised, run_coroutine
+from krandog_asgi.websocket import frames
+
+
+def test_run_coroutine_uses_uvloop_without_changing_the_global_policy() -> None:
+    """On 3.10 installing uvloop's policy would make every later ``asyncio.run`` of the
+    embedding process (a test suite, a second server) a uvloop loop too."""
+    policy = asyncio.get_event_loop_policy()
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    async def record() -> None:
+        seen.append(asyncio.get_running_loop())
+
+    run_coroutine(record())
+    assert isinstance(seen[0], uvloop.Loop)
+    assert asyncio.get_event_loop_policy() is policy
+    asyncio.run(record())
+    assert not isinstance(seen[1], uvloop.Loop)
+
+
+def _c_compiler() -> str | None:
+    words = shlex.split(sysconfig.get_config_var("CC") or "")
+    return shutil.which(words[0]) if words else None
+
+
+def test_the_c_mask_accelerator_is_built_and_used() -> None:
+    """``setup.py`` marks the extension optional, so a build failure on a new Python would
+    otherwise only show as a slower server."""
+    if _c_compiler() is None:
+        pytest.skip("no C compiler on this machine: the accelerator is not built by design")
+    from krandog_asgi.websocket import _speedups
+
+    assert frames.apply_mask is _speedups.apply_mask
+
+
+_FALLBACK_CHECK = """
+import sys
+sys.modules["krandog_asgi.websocket._speedups"] = None  # as if it had not been built
+from krandog_asgi.websocket import frames
+assert frames.apply_mask is frames.apply_mask_py, frames.apply_mask
+data, mask = bytes(range(256)) * 9, b"\\x01\\x80\\x7f\\xff"
+expected = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+assert frames.apply_mask(data, mask) == expected
+part = data[3:10]
+assert frames.apply_mask(memoryview(data)[3:10], mask) == bytes(
+    b ^ mask[i % 4] for i, b in enumerate(part)
+)
+print("python-mask")
+"""
+
+
+def test_without_the_accelerator_the_python_mask_is_used() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _FALLBACK_CHECK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "python-mask"
+
+
+def test_a_failing_app_import_is_located_in_the_app_not_in_the_standard_library(
+    tmp_path: Path,
+) -> None:
+    """json.decoder is a plain file on every version (os is frozen only from 3.11 on): the
+    message names the app's line either way."""
+    app = tmp_path / "broken_settings.py"
+    app.write_text('import json\n\nSETTINGS = json.loads("{")\n')
+    with pytest.raises(ValueError) as info:
+        exec(compile(app.read_text(), str(app), "exec"), {})
+    assert _where_raised(info.value) == f"{app}, line 3"
+
+
+def test_installed_packages_and_the_app_are_not_taken_for_the_standard_library() -> None:
+    """A pyenv or system Python keeps site-packages inside its stdlib directory."""
+    assert _in_stdlib(json.decoder.__file__)
+    assert not _in_stdlib(httpx.__file__)
+    assert not _in_stdlib(__file__)
+    assert not _in_stdlib(os.path.join(sysconfig.get_paths()["stdlib"], "site-packages", "x.py"))
