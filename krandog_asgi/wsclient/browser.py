@@ -127,7 +127,7 @@ class _SendLedger:
     ``write_limit`` bytes may have left since).
     """
 
-    __slots__ = ("amount", "entries", "fresh", "loop", "protocol", "written")
+    __slots__ = ("amount", "entries", "fresh", "loop", "on_wire", "protocol", "written")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, protocol: ClientProtocol) -> None:
         self.loop = loop
@@ -135,6 +135,7 @@ class _SendLedger:
         self.amount = 0
         self.entries: deque[tuple[int, int]] = deque()  # (wire bytes written at its end, size)
         self.fresh = 0  # entries sent during the current task: they count whatever happens
+        self.on_wire = 0  # the part of the oldest pending message that has already left
         transport = protocol.transport
         conn = protocol.conn
         assert conn is not None
@@ -147,6 +148,14 @@ class _SendLedger:
             write(data)
 
         conn.write = counting_write
+        writev = conn.writev  # large frames: header and payload as two buffers
+        if writev is not None:
+
+            def counting_writev(buffers: tuple[bytes, bytes]) -> None:
+                self.written += len(buffers[0]) + len(buffers[1])
+                writev(buffers)
+
+            conn.writev = counting_writev
         # Look again whenever the buffer drains: if the connection is then lost (a reset),
         # the count kept is what was still unsent, not what was unsent at the last send.
         protocol.on_drained = self.update
@@ -170,12 +179,22 @@ class _SendLedger:
         sent = self.written - protocol.transport.get_write_buffer_size()
         while len(entries) > self.fresh and entries[0][0] <= sent:
             self.amount -= entries.popleft()[1]
+        # A message that has partly left counts only its unsent bytes (at most its size; the
+        # unsent wire bytes include framing, so this never under-counts application data).
+        self.on_wire = 0
+        if len(entries) > self.fresh:
+            end, size = entries[0]
+            self.on_wire = max(0, size - (end - sent))
+
+    @property
+    def unsent(self) -> int:
+        return self.amount - self.on_wire
 
     def closed(self, clean: bool) -> None:
         """A clean closing handshake means the peer read everything we sent before it."""
         if clean:
             self.entries.clear()
-            self.amount = 0
+            self.amount = self.on_wire = 0
 
 
 class _Listener:
@@ -353,7 +372,7 @@ class WebSocket:
         if ledger is None:
             return self._discarded
         ledger.update()
-        return ledger.amount + self._discarded
+        return ledger.unsent + self._discarded
 
     @property
     def binaryType(self) -> str:
