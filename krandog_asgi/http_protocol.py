@@ -180,7 +180,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.transport = transport = cast("asyncio.Transport", transport)
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
-        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        share = self.state.sharing.share
+        self.client = (share(str(peer[0])), int(peer[1])) if isinstance(peer, tuple) else None
         ip = self.client[0] if self.client else None
         if not self.state.admission.admit(self, ip, self.loop.time()):
             self.discarding = True  # refused: not one byte of it is read
@@ -188,9 +189,9 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             return
         self.counted_ip = ip
         if isinstance(sock, tuple):
-            self.server_addr: tuple[str, int | None] | None = (str(sock[0]), int(sock[1]))
+            self.server_addr: tuple[str, int | None] | None = share((str(sock[0]), int(sock[1])))
         elif isinstance(sock, str) and sock:
-            self.server_addr = (sock, None)
+            self.server_addr = share((sock, None))
         else:
             self.server_addr = None
         self.scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
@@ -591,7 +592,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         state.connections.discard(self)
         state.admission.idle.pop(self, None)
         state.write_stalls.discard(self)
-        protocol = WebSocketProtocol(state, scope, self.transport, self.client)
+        state.sharing.share_scope(scope)  # held for as long as the connection stays open
+        protocol = WebSocketProtocol(state, scope, self.transport)
         protocol.counted_ip, self.counted_ip = self.counted_ip, None
         self.transport.set_protocol(protocol)
         if self.read_paused:

@@ -12,6 +12,7 @@ What the app may send depends on where the exchange stands, a ``Phase`` (model: 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 import time
@@ -84,6 +85,8 @@ class _SharedFrame:
 
 
 _shared = _SharedFrame()
+_SERVER_CONTEXT = contextvars.Context()
+
 # The messages that answer the upgrade request.
 _ANSWERS = ("websocket.accept", "websocket.close", "websocket.http.response.start")
 
@@ -164,8 +167,6 @@ class WebSocketProtocol(WebSocketIO):
     """One upgraded connection: the handshake, then ASGI ``receive``/``send`` for the app."""
 
     __slots__ = (
-        "client",
-        "config",
         "connect_delivered",
         "counted_ip",
         "denial",
@@ -184,7 +185,6 @@ class WebSocketProtocol(WebSocketIO):
         state: ServerState,
         scope: Scope,
         transport: asyncio.Transport,
-        client: tuple[str, int] | None,
     ) -> None:
         config = state.config
         super().__init__(
@@ -197,10 +197,8 @@ class WebSocketProtocol(WebSocketIO):
             write_stall_timeout=config.timeout_write_stall or 0.0,
         )
         self.state = state
-        self.config = config
         self.scope = scope
         self.transport = transport
-        self.client = client
         self.counted_ip: str | None = None  # handed over by HTTPProtocol: released by us
         self.handshake: ServerHandshake | None = None
         self.pending = b""
@@ -229,7 +227,11 @@ class WebSocketProtocol(WebSocketIO):
         scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
         del scope["method"]
         scope["subprotocols"] = handshake.subprotocols
-        scope["extensions"] = {**scope.get("extensions", {}), "websocket.http.response": {}}
+        extensions = scope.get("extensions")
+        if extensions is None:
+            scope["extensions"] = {"websocket.http.response": {}}
+        else:  # the request's own copy (HTTPProtocol made it): extended in place
+            extensions["websocket.http.response"] = {}
         self.state.cycles.add(self)
         # The app's coroutine is the Task's own, with no wrapper frame kept for the whole life
         # of the connection; its end is handled by a done callback.
@@ -240,7 +242,9 @@ class WebSocketProtocol(WebSocketIO):
         if not asyncio.iscoroutine(coro):
             coro = _awaiting(coro)
         self.task = task = self.loop.create_task(coro)
-        task.add_done_callback(self.app_done)
+        # Our own context, not a copy of the current one per connection (app_done reads no
+        # context variable): one object less held by every open connection.
+        task.add_done_callback(self.app_done, context=_SERVER_CONTEXT)
 
     def reject(self, status: int, message: str, headers: bytes = b"") -> None:
         self.phase = REJECTED
@@ -280,9 +284,8 @@ class WebSocketProtocol(WebSocketIO):
             return
         scope = self.scope
         client = scope.get("client")
-        client_s = f"{client[0]}:{client[1]}" if client else "-"
-        if client is not self.client:
-            client_s = escape_for_log(client_s)  # from X-Forwarded-For: any visible bytes
+        # Escaped: behind a trusted proxy it comes from X-Forwarded-For, any visible bytes.
+        client_s = escape_for_log(f"{client[0]}:{client[1]}") if client else "-"
         path = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("latin-1")
@@ -431,8 +434,7 @@ class WebSocketProtocol(WebSocketIO):
         else:
             raise unexpected(kind, phase)
 
-    @staticmethod
-    def send_data(conn: Connection, opcode: int, data: Any) -> None:
+    def send_data(self, conn: Connection, opcode: int, data: Any) -> None:
         """One data message (``str`` for text; bytes-like for binary, as the app gave it); the
         frame is shared with the previous send when it was the same small immutable object (a
         broadcast) and nothing is compressed."""
@@ -451,7 +453,12 @@ class WebSocketProtocol(WebSocketIO):
             shared.source = data
             shared.frame = frame
             conn.send_frame(frame)
-        elif type(data) is str:
+            return
+        if conn.writev is None:
+            # The first message that may be large: from here on its frames go out as (header,
+            # payload) buffers. Given only now, so an idle connection does not hold it.
+            conn.writev = writev_of(self.transport)
+        if type(data) is str:
             conn.send_message(opcode, data.encode("utf-8"))
         else:
             conn.send_message(opcode, data)
@@ -471,7 +478,7 @@ class WebSocketProtocol(WebSocketIO):
             short = "subprotocol not offered" if isinstance(exc, RuntimeError) else "invalid accept"
             self.abandon_handshake(f"invalid 'websocket.accept': {exc}", short)
             raise
-        config = self.config
+        config = self.state.config
         deflate = None
         extension_header = None
         if config.ws_per_message_deflate and handshake.extensions:
@@ -499,8 +506,7 @@ class WebSocketProtocol(WebSocketIO):
             self.log_access("[accepted]")
         conn = Connection(
             Side.SERVER,
-            transport.write,
-            writev=writev_of(transport),
+            transport.write,  # writev: given by send_data when a large message comes
             max_size=config.ws_max_size,
             max_fragments=config.ws_max_fragments,
             deflate=deflate,
@@ -560,4 +566,4 @@ class WebSocketProtocol(WebSocketIO):
         self.close_transport()
 
     def __repr__(self) -> str:
-        return f"<WebSocketProtocol {self.scope.get('path')!r} client={self.client}>"
+        return f"<WebSocketProtocol {self.scope.get('path')!r} client={self.scope.get('client')}>"

@@ -69,7 +69,7 @@ def open_protocol(
         "state": {},
     }
     transport = FakeTransport(loop)
-    protocol = WebSocketProtocol(state, scope, transport, PEER)
+    protocol = WebSocketProtocol(state, scope, transport)
     transport.set_protocol(protocol)
     protocol.start(rest)
     return protocol, transport
@@ -885,5 +885,106 @@ def test_an_app_returning_an_awaitable_that_is_not_a_coroutine_is_awaited() -> N
         protocol.data_received(text_frame("hi"))
         await settle()
         assert split_response(transport.data)[1] == ["hi!", "CloseReceived(1000, '')"]
+
+    run(main())
+
+
+# -- the upgrade through HTTPProtocol: what an open connection keeps ---------------------------
+
+
+def test_upgraded_connections_share_their_repeating_scope_values_and_keep_their_own() -> None:
+    """Long-lived scopes hold one copy of what every connection has in common (server address,
+    client host, path, handshake values), while each keeps its own key, and the app sees the
+    same scope as without sharing."""
+    from krandog_asgi.http_protocol import HTTPProtocol
+
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    def upgrade(key: bytes) -> bytes:
+        return (
+            b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        config = Config(app=app, access_log=False, lifespan="off", ws_ping_interval=None)
+        config.load()
+        state = ServerState(config, app, loop)
+        transports = []
+        for key in (b"dGhlIHNhbXBsZSBub25jZQ==", b"AQIDBAUGBwgJCgsMDQ4PEA=="):
+            transport = FakeTransport(loop)
+            protocol = HTTPProtocol(state)
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            protocol.data_received(bytearray(upgrade(key)))  # fresh objects for each request
+            transports.append(transport)
+        await settle()
+        assert all(t.data.startswith(b"HTTP/1.1 101 ") for t in transports)
+        one, two = scopes
+        for scope in scopes:
+            assert scope["type"] == "websocket"
+            assert scope["http_version"] == "1.1"
+            assert scope["path"] == "/chat"
+            assert scope["raw_path"] == b"/chat"
+            assert scope["query_string"] == b"room=1"
+            assert scope["server"] == ("127.0.0.1", 8000)
+            assert scope["client"] == PEER
+            assert scope["extensions"]["websocket.http.response"] == {}
+            assert [n for n, _ in scope["headers"]] == [
+                b"host",
+                b"upgrade",
+                b"connection",
+                b"sec-websocket-key",
+                b"sec-websocket-version",
+            ]
+        assert one["server"] is two["server"]
+        assert one["client"][0] is two["client"][0]
+        assert one["path"] is two["path"]
+        assert one["raw_path"] is two["raw_path"]
+        shared = [a[1] is b[1] for a, b in zip(one["headers"], two["headers"], strict=False)]
+        assert shared == [True, True, True, False, True]
+        assert one["headers"][3][1] == b"dGhlIHNhbXBsZSBub25jZQ=="
+        assert two["headers"][3][1] == b"AQIDBAUGBwgJCgsMDQ4PEA=="
+        for transport in transports:
+            transport.close()
+        await settle()
+
+    run(main())
+
+
+def test_an_idle_connection_holds_no_vectored_writer_until_a_large_message() -> None:
+    """Large frames go out as (header, payload) buffers; the writer for that is given to the
+    core by the first message that can need it, so an idle connection does not hold it."""
+    payload = bytes(range(256)) * 256  # 64 KiB
+    go = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "small"})
+        await go.wait()
+        await send({"type": "websocket.send", "bytes": payload})
+        await receive()
+
+    async def main() -> None:
+        protocol, transport = open_protocol(app)
+        await settle()
+        assert protocol.conn is not None
+        assert protocol.conn.writev is None
+        before = len(transport.written)
+        go.set()
+        await settle()
+        assert protocol.conn.writev is not None
+        assert len(transport.written) - before == 2  # the header, then the payload as given
+        assert transport.written[-1] == payload
+        assert split_response(transport.data)[1] == ["small", payload]
 
     run(main())

@@ -95,9 +95,9 @@ def read_request_head(
     ``websocket`` is true for a WebSocket upgrade the server takes over. One pass over headers.
     """
     config = conn.config
+    # The constants, not the parser's fresh copies: a WebSocket scope keeps its version.
     version = parser.get_http_version()
-    if version != "1.1":
-        version = _http_version(version)
+    version = "1.1" if version == "1.1" else _http_version(version)
     hosts = 0
     host = expect = content_length = None
     framing = has_te = bad_te = proxied = False
@@ -181,7 +181,7 @@ def check_head_size(url: bytes, headers: Headers, limit: int) -> None:
 def _http_version(version: str) -> str:
     if version[0] != "1" or version[1] != ".":
         raise RequestError(505, "HTTP version not supported.")
-    return version if version == "1.0" else "1.1"  # RFC 9110 §6.2: a higher 1.x is served as 1.1
+    return "1.0" if version == "1.0" else "1.1"  # RFC 9110 §6.2: a higher 1.x is served as 1.1
 
 
 def _method_name(method_b: bytes) -> str:

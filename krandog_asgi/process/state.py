@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from krandog_asgi.config import Config
 from krandog_asgi.process.admission import Admission
+from krandog_asgi.process.sharing import Sharing
 
 if TYPE_CHECKING:
     from krandog_asgi.asgi_types import ASGIApp
@@ -67,6 +68,7 @@ class ServerState:
         "on_limit_reached",
         "pending_heads",
         "scope_extensions",
+        "sharing",
         "shutting_down",
         "static_headers",
         "tick_handle",
@@ -91,6 +93,7 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         # Server extensions every HTTP and WebSocket scope carries (the pub/sub broker).
         self.scope_extensions: dict[str, Any] = {}
+        self.sharing = Sharing()  # equal values of long-lived scopes held once
         self.shutting_down = False
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.keep_alive = config.timeout_keep_alive > 0
