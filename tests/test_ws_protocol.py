@@ -21,6 +21,7 @@ from krandog_asgi import ws_protocol
 from krandog_asgi.asgi_types import UnexpectedMessage
 from krandog_asgi.config import Config
 from krandog_asgi.http.response import ClientDisconnected
+from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.state import ServerState
 from krandog_asgi.websocket.connection import CloseReceived, Connection, Side
 from krandog_asgi.websocket.frames import OP_CLOSE, OP_TEXT, build_close_payload, build_frame
@@ -896,8 +897,6 @@ def test_upgraded_connections_share_their_repeating_scope_values_and_keep_their_
     """Long-lived scopes hold one copy of what every connection has in common (server address,
     client host, path, handshake values), while each keeps its own key, and the app sees the
     same scope as without sharing."""
-    from krandog_asgi.http_protocol import HTTPProtocol
-
     scopes: list[dict[str, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 __all__ = ["SHARED_HEADER_VALUES", "Sharing"]
 
 _T = TypeVar("_T", bound=Hashable)
+_MAX_LENGTH = 512  # longer values are rare and not worth a table slot
 
 # Handshake headers whose values repeat from connection to connection (never a key, a cookie
 # or credentials: those are unique or secret, and would only churn the table).
@@ -36,9 +37,6 @@ SHARED_HEADER_VALUES = frozenset(
         b"x-forwarded-proto",
     }
 )
-
-
-_MAX_LENGTH = 512  # longer values are rare and not worth a table slot
 
 
 class Sharing:
