@@ -52,6 +52,7 @@ def test_the_c_mask_accelerator_is_built_and_used() -> None:
     from krandog_asgi.websocket import _speedups
 
     assert frames.apply_mask is _speedups.apply_mask
+    assert frames.scan_messages is _speedups.scan_messages
 
 
 _FALLBACK_CHECK = """
@@ -59,6 +60,12 @@ import sys
 sys.modules["krandog_asgi.websocket._speedups"] = None  # as if it had not been built
 from krandog_asgi.websocket import frames
 assert frames.apply_mask is frames.apply_mask_py, frames.apply_mask
+assert frames.scan_messages is None, frames.scan_messages
+from krandog_asgi.websocket.connection import Connection, Side
+conn = Connection(Side.SERVER, lambda _: None)
+frame = b"\\x81\\x82" + b"\\x01\\x02\\x03\\x04" + bytes([ord("h") ^ 1, ord("i") ^ 2])
+assert conn.receive_data(frame * 2 + frame[:3]) == ["hi", "hi"]
+assert conn.receive_data(frame[3:]) == ["hi"]
 data, mask = bytes(range(256)) * 9, b"\\x01\\x80\\x7f\\xff"
 expected = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 assert frames.apply_mask(data, mask) == expected

@@ -1,3 +1,5 @@
+from typing import Any
+
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes, /) -> bytes: ...
 def unmask(
     data: bytes | bytearray | memoryview, mask: bytes, start: int, end: int, phase: int, /
@@ -11,3 +13,12 @@ def unmask_into(
     phase: int,
     /,
 ) -> None: ...
+def scan_messages(
+    data: bytes | bytearray | memoryview,
+    pos: int,
+    must_mask: bool,
+    max_size: int,
+    limit: int,
+    events: list[Any],
+    /,
+) -> int: ...

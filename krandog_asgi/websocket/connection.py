@@ -36,6 +36,7 @@ from krandog_asgi.websocket.frames import (
     frame_header,
     parse_close_payload,
     parse_header,
+    scan_messages,
     unmask,
     unmask_into,
 )
@@ -67,6 +68,9 @@ DEFAULT_MAX_FRAGMENTS = 100_000
 class Side(enum.Enum):
     SERVER = "server"
     CLIENT = "client"
+
+
+_SERVER = Side.SERVER
 
 
 class State(enum.IntEnum):
@@ -288,8 +292,17 @@ class Connection:
             data = self.buf + data
             self.buf = b""
         events: list[Event] = []
+        if limit is None:
+            limit = 1 << 62
+        pos = 0
+        scan = scan_messages
+        if scan is not None and self.frame_remaining < 0 and self.msg_op < 0:
+            # The usual read, whole single-frame messages only, costs one C call and no loop.
+            pos = scan(data, 0, self.side is _SERVER, self.max_size, limit, events)
+            if pos == len(data):
+                return events
         try:
-            pos = self._parse(data, events, limit if limit is not None else 1 << 62)
+            pos = self._parse(data, pos, events, limit)
         except FrameError as err:
             self.closing = _ON_PEER_ERROR[self.closing]
             self._reset_message()
@@ -299,16 +312,22 @@ class Connection:
             self.buf = data[pos:]
         return events
 
-    def _parse(self, data: bytes, events: list[Event], limit: int) -> int:
-        """Parse frames from ``data``; returns how far. Stops at a close frame (RFC 6455 §5.5.1:
-        nothing follows it), raises ``FrameError`` at a protocol error."""
+    def _parse(self, data: bytes, pos: int, events: list[Event], limit: int) -> int:
+        """Parse frames from ``data[pos:]``; returns how far. Stops at a close frame (RFC 6455
+        §5.5.1: nothing follows it), raises ``FrameError`` at a protocol error."""
         n = len(data)
-        pos = 0
-        must_mask = self.side is Side.SERVER
+        must_mask = self.side is _SERVER
+        scan = scan_messages
         while pos < n:
             if self.frame_remaining >= 0:
                 pos = self._read_payload(data, pos, events)
                 continue
+            if scan is not None and self.msg_op < 0:
+                # Whole single-frame messages in C; it stops at the first other frame, which
+                # the code below handles (and, for a bad one, raises) as if C had not run.
+                pos = scan(data, pos, must_mask, self.max_size, limit, events)
+                if pos == n:
+                    break
             if len(events) >= limit:
                 break
             header = parse_header(data, pos, must_mask)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from krandog_asgi._abnf import close_code_is_sendable
 
@@ -29,6 +31,7 @@ __all__ = [
     "build_frame",
     "parse_close_payload",
     "parse_header",
+    "scan_messages",
     "unmask",
     "unmask_into",
 ]
@@ -124,12 +127,22 @@ def unmask_into_py(
     dst += unmask_py(data, mask, start, end, phase)
 
 
+ScanMessages = Callable[[bytes, int, bool, int, int, list[Any]], int]
+# The parser's fast path in C (``Connection._parse``), None without the accelerator.
+scan_messages: ScanMessages | None
+
 try:
-    from krandog_asgi.websocket._speedups import apply_mask, unmask, unmask_into
+    from krandog_asgi.websocket._speedups import (
+        apply_mask,
+        scan_messages,
+        unmask,
+        unmask_into,
+    )
 except ImportError:  # pragma: no cover - built wherever a C compiler exists
     apply_mask = apply_mask_py
     unmask = unmask_py
     unmask_into = unmask_into_py
+    scan_messages = None  # the parser's Python loop does it all
 
 
 _HEADER_7 = [[bytes([0x80 | op, n]) for n in range(126)] for op in range(16)]

@@ -16,6 +16,7 @@ Inputs come with ``cuts``: offsets where the stream is split into reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import zlib
@@ -25,6 +26,7 @@ from typing import Any
 from krandog_asgi.config import Config
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.state import ServerState
+from krandog_asgi.websocket import connection as connection_module
 from krandog_asgi.websocket.connection import (
     CloseReceived,
     Connection,
@@ -114,6 +116,23 @@ def _summary(event: Event) -> tuple[Any, ...]:
     return ("failure", event.code)  # the reason may name the byte where it was seen
 
 
+def _exact(event: Event) -> tuple[Any, ...]:
+    if isinstance(event, ProtocolFailure):
+        return ("failure", event.code, event.reason)
+    return _summary(event)
+
+
+@contextlib.contextmanager
+def _python_parser() -> Iterator[None]:
+    """The core as it runs without the C accelerator's parser fast path."""
+    scan = connection_module.scan_messages
+    connection_module.scan_messages = None
+    try:
+        yield
+    finally:
+        connection_module.scan_messages = scan
+
+
 def _check_events(events: list[Event]) -> None:
     for i, event in enumerate(events):
         assert isinstance(event, str | bytes | Ping | Pong | CloseReceived | ProtocolFailure)
@@ -132,6 +151,13 @@ def check_frame_stream(data: bytes, cuts: list[int], side: Side, deflate: bool) 
     _check_events(whole)
     assert [_summary(e) for e in pieces] == [_summary(e) for e in whole]
     assert pieces_written == written
+    if connection_module.scan_messages is not None:
+        # The C fast path adds no rule of its own: the Python parser alone gives the same
+        # events, down to a failure's reason, and writes the same frames.
+        with _python_parser():
+            python, python_written, _ = _feed(data, cuts, side, deflate)
+        assert [_exact(e) for e in python] == [_exact(e) for e in pieces]
+        assert python_written == pieces_written
     last = whole[-1] if whole else None
     if isinstance(last, CloseReceived | ProtocolFailure):
         assert conn.receive_data(data) == []  # nothing is read after the end

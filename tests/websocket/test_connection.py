@@ -423,16 +423,19 @@ class TestLimits:
 
 @pytest.fixture(params=["python", "c"])
 def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The parser run with the pure-Python unmasking and with the C accelerator."""
+    """The parser run in pure Python (unmasking, and no C fast path for whole messages) and
+    with the C accelerator."""
     if request.param == "python":
         monkeypatch.setattr(connection_module, "unmask", frames.unmask_py)
         monkeypatch.setattr(connection_module, "unmask_into", frames.unmask_into_py)
+        monkeypatch.setattr(connection_module, "scan_messages", None)
     else:
         speedups = pytest.importorskip(
             "krandog_asgi.websocket._speedups", reason="the C accelerator is not built here"
         )
         monkeypatch.setattr(connection_module, "unmask", speedups.unmask)
         monkeypatch.setattr(connection_module, "unmask_into", speedups.unmask_into)
+        monkeypatch.setattr(connection_module, "scan_messages", speedups.scan_messages)
     return str(request.param)
 
 

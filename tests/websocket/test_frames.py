@@ -288,6 +288,98 @@ def test_unmask_needs_a_4_byte_mask_and_a_bytearray_target(unmaskers: tuple[Any,
         unmask_into(b"immutable", bytes(10), 0, 10, MASK, 0)
 
 
+# -- the C fast path of the parser: whole single-frame messages ----------------------------------
+
+
+@pytest.fixture
+def scan() -> Any:
+    speedups = pytest.importorskip(
+        "krandog_asgi.websocket._speedups", reason="the C accelerator is not built here"
+    )
+    assert frames.scan_messages is speedups.scan_messages  # what the parser calls
+    return speedups.scan_messages
+
+
+BIG = 1 << 62
+
+
+def test_scan_takes_whole_final_messages_from_pos(scan: Any) -> None:
+    data = (
+        b"xy"
+        + build_frame(OP_TEXT, "κόσμε".encode(), mask=MASK)
+        + build_frame(OP_BINARY, b"\x00" * 300, mask=MASK)  # 16-bit length
+        + build_frame(OP_BINARY, b"z" * 70_000, mask=MASK)  # 64-bit length
+        + build_frame(OP_TEXT, b"", mask=MASK)
+    )
+    events: list[object] = []
+    assert scan(data, 2, True, BIG, BIG, events) == len(data)
+    assert events == ["κόσμε", b"\x00" * 300, b"z" * 70_000, ""]
+    events = []
+    unmasked = build_frame(OP_TEXT, b"hi") + build_frame(OP_BINARY, b"\x01\x02")
+    assert scan(unmasked, 0, False, BIG, BIG, events) == len(unmasked)  # a server's frames
+    assert events == ["hi", b"\x01\x02"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "why"),
+    [
+        (build_frame(OP_PING, b"p", mask=MASK), "a control frame"),
+        (build_frame(OP_CLOSE, b"\x03\xe8", mask=MASK), "a close frame"),
+        (build_frame(OP_TEXT, b"part", fin=False, mask=MASK), "a first fragment"),
+        (build_frame(OP_CONT, b"rest", mask=MASK), "a continuation"),
+        (build_frame(OP_TEXT, b"x", rsv1=True, mask=MASK), "RSV1 (deflate)"),
+        (b"\xa1\x81" + MASK + b"x", "RSV2"),
+        (build_frame(3, b"x", mask=MASK), "a reserved opcode"),
+        (build_frame(OP_TEXT, b"unmasked"), "an unmasked frame from a client"),
+        (build_frame(OP_TEXT, b"\xff\xfe", mask=MASK), "invalid UTF-8"),
+        (build_frame(OP_TEXT, b"\xed\xa0\x80", mask=MASK), "a surrogate"),
+        (build_frame(OP_BINARY, b"q" * 11, mask=MASK), "over max_size"),
+        (build_frame(OP_BINARY, b"q" * 300, mask=MASK)[:-1], "a payload not all here"),
+        (b"\x82\xff" + b"\x80" + bytes(7) + MASK, "the top bit of a 64-bit length"),
+        (b"\x82\xfe\x01", "a header not all here"),
+        (b"\x81", "one byte"),
+    ],
+)
+def test_scan_stops_at_any_other_frame_and_leaves_it_to_python(
+    scan: Any, frame: bytes, why: str
+) -> None:
+    good = build_frame(OP_TEXT, b"ok", mask=MASK)
+    events: list[object] = []
+    assert scan(good + frame + good, 0, True, 10, BIG, events) == len(good), why
+    assert events == ["ok"]
+
+
+def test_scan_stops_at_the_event_limit(scan: Any) -> None:
+    frame = build_frame(OP_BINARY, b"m", mask=MASK)
+    events: list[object] = ["queued already"]
+    assert scan(frame * 5, 0, True, BIG, 3, events) == 2 * len(frame)
+    assert events == ["queued already", b"m", b"m"]
+    assert scan(frame, 0, True, BIG, 3, events) == 0  # at the limit: nothing taken
+
+
+def test_a_server_frame_masked_is_left_to_python(scan: Any) -> None:
+    events: list[object] = []
+    assert scan(build_frame(OP_TEXT, b"hi", mask=MASK), 0, False, BIG, BIG, events) == 0
+    assert events == []
+
+
+def test_scan_checks_its_arguments(scan: Any) -> None:
+    frame = build_frame(OP_TEXT, b"hi", mask=MASK)
+    with pytest.raises(TypeError, match="list"):
+        scan(frame, 0, True, BIG, BIG, ())
+    with pytest.raises(ValueError, match="pos"):
+        scan(frame, len(frame) + 1, True, BIG, BIG, [])
+    with pytest.raises(ValueError, match="pos"):
+        scan(frame, -1, True, BIG, BIG, [])
+    with pytest.raises(TypeError, match="6 arguments"):
+        scan(frame, 0, True, BIG, BIG)
+    with pytest.raises(TypeError):
+        scan("not bytes", 0, True, BIG, BIG, [])
+    events: list[object] = []
+    assert scan(memoryview(frame), 0, True, BIG, BIG, events) == len(frame)
+    assert events == ["hi"]
+
+
 # -- §5.5.1 and §7.4: close payloads and codes ---------------------------------------------------
 
 
