@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn, cast
 import httptools
 
 from krandog_asgi.http.cycle import RequestCycle, RequestState, ResponseState
+from krandog_asgi.http.gather import GatheredWrites
 from krandog_asgi.http.request_head import (
     RequestError,
     check_head_size,
@@ -112,6 +113,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "failed",
         "feed_len",
         "gap",
+        "gathered",
         "head_bytes",
         "head_slack",
         "headers",
@@ -173,6 +175,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         # A request whose head was parsed in this feed: its app starts once the parser has
         # returned (never inside a parser callback, where it could re-enter the parser).
         self.starting: RequestCycle | None = None
+        # The answers to pipelined requests, gathered into one write; made on the first batch.
+        self.gathered: GatheredWrites | None = None
 
     # -- connection lifecycle ---------------------------------------------------------------
 
@@ -217,6 +221,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             if cycle is not None:
                 cycle.on_disconnect()
         self.pipeline.clear()
+        if self.gathered is not None:
+            self.gathered.discard()
         self.deadline = 0.0
         self.release_drain()
 
@@ -231,6 +237,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         cycle = self.cycle
         if cycle is None or self.parsing is not None or self.scheme == "https":
             # (TLS transports cannot stay half-open: uvloop shuts them down regardless.)
+            self.flush_gathered()
             self.transport.close()
             return None
         self.eof = True
@@ -286,6 +293,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.deadline = 0.0
         if self.closed:
             return
+        self.flush_gathered()
         timer = self.timer
         if self.discarding:
             self.transport.close()
@@ -354,6 +362,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the response in flight."""
         if self.is_idle():
+            self.flush_gathered()
             self.transport.close()
             return
         for cycle in (self.cycle, *self.pipeline):
@@ -438,7 +447,29 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         cycle = self.starting
         if cycle is not None:
             self.starting = None
-            cycle.start(self.app, EAGER)
+            if self.pipeline:
+                self.start_gathered(cycle, EAGER)  # requests queued behind it in this read
+            else:
+                cycle.start(self.app, EAGER)
+
+    def start_gathered(self, cycle: RequestCycle, eager: bool) -> None:
+        """Start a request whose answer may share one write with the next ones' (pipelined):
+        its writes are gathered until its first step has run (``http.gather``)."""
+        gathered = self.gathered
+        if gathered is None:
+            gathered = self.gathered = GatheredWrites(self.transport, self.loop)
+        cycle.transport = gathered
+        if eager:
+            gathered.hold()  # the first step runs inside start()
+            cycle.start(self.app, True)
+        else:
+            cycle.start(self.app)
+            gathered.hold()  # released behind the Task's first step
+
+    def flush_gathered(self) -> None:
+        """Before the connection writes or closes on its own: gathered answers go first."""
+        if self.gathered is not None:
+            self.gathered.flush()
 
     def on_parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
         """The parser refused the input itself (a refusal by our rules is answered in
@@ -614,6 +645,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.discarding = True
         if self.closed or self.transport.is_closing():
             return
+        self.flush_gathered()
         data = error_response(status, message, self.state.default_headers, head=head)
         failing = self.parsing
         self.parsing = None
@@ -642,6 +674,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         """
         transport = self.transport
         self.discarding = True
+        self.flush_gathered()
         if transport.can_write_eof():
             transport.write_eof()
             self.deadline = self.loop.time() + LINGER
@@ -655,6 +688,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if self.cycle is not cycle:
             return
         self.cycle = None
+        if not (self.pipeline and cycle.keep_alive):
+            self.flush_gathered()  # no next request to share a write with
         if not cycle.keep_alive or self.closed:
             if self.closed or self.transport.is_closing():
                 return
@@ -672,7 +707,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
                 self.data_received(data)
             if not self.pipeline and self.upgrade is None and not self.backlog:
                 self.resume_reading()
-            nxt.start(self.app)
+            self.start_gathered(nxt, False)
             return
         if self.failed is not None:
             self.transport.write(self.failed)

@@ -258,7 +258,7 @@ class RequestCycle(ResponseWriter):
                 # The client half-closed and all it sent has been read: waiting for more means
                 # waiting for a client that is gone.
                 self.request_state = _DISCONNECTED
-                protocol.transport.close()
+                self.transport.close()
                 break
             if protocol.read_paused and protocol.cycle is self and not protocol.pipeline:
                 protocol.resume_reading()

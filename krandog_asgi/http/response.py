@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import http
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from krandog_asgi._abnf import FIELD_VALUE_FORBIDDEN, TOKEN_BYTES
 
 if TYPE_CHECKING:
-    import asyncio
-
     from krandog_asgi.asgi_types import Message
 
 __all__ = [
     "FINAL_STATUS_LINES",
     "ClientDisconnected",
     "ContentTooLong",
+    "ResponseTransport",
     "ResponseWriter",
     "check_header",
     "error_response",
@@ -30,6 +29,15 @@ __all__ = [
     "final_status_line",
     "status_line",
 ]
+
+
+class ResponseTransport(Protocol):
+    """What a response is written to: the connection's transport, or the ``GatheredWrites``
+    of a batch of pipelined requests (``http.gather``)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class ClientDisconnected(OSError):
@@ -173,7 +181,7 @@ class ResponseWriter:
         "transport",
     )
 
-    transport: asyncio.Transport
+    transport: ResponseTransport
     keep_alive: bool  # in: the request allows it; out: whether the connection stays open
     bytes_sent: int
     pending_head: bytes  # b"" once written (or never started)
