@@ -1,9 +1,9 @@
 """Per-request Python cost of the HTTP path with no sockets: a fake transport, a real event loop.
 
-    python bench/micro/http_hotpath.py [--profile] [--requests N]
+    python bench/micro/http_hotpath.py [--profile] [--requests N] [--post]
 
-Feeds keep-alive GET requests to ``HTTPProtocol`` on 64 fake connections, lets the ASGI tasks
-run, and reports microseconds of CPU per request. Syscalls are excluded, so this isolates the
+Feeds keep-alive GET requests (``--post``: 16 KiB uploads, echoed back) to ``HTTPProtocol`` on
+64 fake connections, lets the ASGI tasks run, and reports microseconds of CPU per request. Syscalls are excluded, so this isolates the
 server's own Python work (what the ASGI layer costs over a raw protocol).
 """
 
@@ -25,9 +25,26 @@ from krandog_asgi.process.state import ServerState
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
 PLAIN = b"Hello, world!"
 HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+UPLOAD = b"k" * 16384
+POST = (
+    b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Length: 16384\r\n\r\n" + UPLOAD
+)
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["method"] == "POST":  # as bench/apps/bench_app.py's /echo
+        chunks = []
+        while True:
+            event = await receive()
+            chunks.append(event["body"])
+            if not event["more_body"]:
+                break
+        body = b"".join(chunks)
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": PLAIN})
 
@@ -64,7 +81,7 @@ class FakeTransport:
         pass
 
 
-async def run(requests: int, conns: int) -> float:
+async def run(requests: int, conns: int, request: bytes = REQUEST) -> float:
     config = Config(app=app, access_log=False)
     config.load()
     state = ServerState(config, app, asyncio.get_running_loop())
@@ -77,7 +94,7 @@ async def run(requests: int, conns: int) -> float:
     t0 = time.process_time()
     for _ in range(rounds):
         for p in protos:
-            p.data_received(REQUEST)
+            p.data_received(request)
         await asyncio.sleep(0)
         await asyncio.sleep(0)
     t1 = time.process_time()
@@ -89,17 +106,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--post", action="store_true", help="16 KiB uploads echoed back")
     args = ap.parse_args()
+    request = POST if args.post else REQUEST
     loop = uvloop.new_event_loop()
-    loop.run_until_complete(run(10_000, 64))
+    loop.run_until_complete(run(10_000, 64, request))
     if args.profile:
         pr = cProfile.Profile()
         pr.enable()
-        loop.run_until_complete(run(args.requests, 64))
+        loop.run_until_complete(run(args.requests, 64, request))
         pr.disable()
         pstats.Stats(pr).sort_stats("tottime").print_stats(20)
     else:
-        us = min(loop.run_until_complete(run(args.requests, 64)) for _ in range(3))
+        us = min(loop.run_until_complete(run(args.requests, 64, request)) for _ in range(3))
         print(f"{us:.2f} us per request (CPU, no syscalls)")
 
 
