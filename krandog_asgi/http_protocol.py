@@ -688,8 +688,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if self.cycle is not cycle:
             return
         self.cycle = None
-        if not (self.pipeline and cycle.keep_alive):
-            self.flush_gathered()  # no next request to share a write with
+        if self.gathered is not None and not (self.pipeline and cycle.keep_alive):
+            self.gathered.flush()  # no next request to share a write with
         if not cycle.keep_alive or self.closed:
             if self.closed or self.transport.is_closing():
                 return

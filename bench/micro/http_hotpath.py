@@ -3,8 +3,9 @@
     python bench/micro/http_hotpath.py [--profile] [--requests N] [--post]
 
 Feeds keep-alive GET requests (``--post``: 16 KiB uploads, echoed back) to ``HTTPProtocol`` on
-64 fake connections, lets the ASGI tasks run, and reports microseconds of CPU per request. Syscalls are excluded, so this isolates the
-server's own Python work (what the ASGI layer costs over a raw protocol).
+64 fake connections, lets the ASGI tasks run, and reports microseconds of CPU per request.
+Syscalls are excluded, so this isolates the server's own Python work (what the ASGI layer costs
+over a raw protocol).
 """
 
 from __future__ import annotations
