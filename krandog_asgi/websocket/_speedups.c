@@ -264,7 +264,7 @@ scan_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer data;
     Py_ssize_t pos, max_size, limit, taken;
     int must_mask;
-    PyObject *events, *message;
+    PyObject *events, *message, *result = NULL;
 
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError,
@@ -286,29 +286,25 @@ scan_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0)
         return NULL;
     if (pos < 0 || pos > data.len) {
-        PyBuffer_Release(&data);
         PyErr_SetString(PyExc_ValueError, "scan_messages: pos must satisfy 0 <= pos <= len");
-        return NULL;
+        goto done;
     }
     while (pos < data.len && PyList_GET_SIZE(events) < limit) {
         taken = scan_one(data.buf, pos, data.len, must_mask, max_size, &message);
-        if (taken <= 0) {
-            if (taken < 0) {
-                PyBuffer_Release(&data);
-                return NULL;
-            }
+        if (taken < 0)
+            goto done;
+        if (taken == 0)
             break;
-        }
-        if (PyList_Append(events, message) < 0) {
-            Py_DECREF(message);
-            PyBuffer_Release(&data);
-            return NULL;
-        }
+        taken = PyList_Append(events, message) < 0 ? -1 : taken;
         Py_DECREF(message);
+        if (taken < 0)
+            goto done;
         pos += taken;
     }
+    result = PyLong_FromSsize_t(pos);
+done:
     PyBuffer_Release(&data);
-    return PyLong_FromSsize_t(pos);
+    return result;
 }
 
 static PyMethodDef methods[] = {

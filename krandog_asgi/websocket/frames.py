@@ -128,7 +128,7 @@ def unmask_into_py(
 
 
 ScanMessages = Callable[[bytes, int, bool, int, int, list[Any]], int]
-# The parser's fast path in C (``Connection._parse``), None without the accelerator.
+# The parser's fast path in C (``Connection.receive_data``), None without the accelerator.
 scan_messages: ScanMessages | None
 
 try:

@@ -182,6 +182,12 @@ def test_a_client_that_leaves_mid_batch_gets_nothing_written_after() -> None:
     async def main(loop: FakeClockLoop) -> None:
         protocol, transport = connect(ok_app)
         protocol.data_received(request("/0") + request("/1") + request("/2"))
+        await asyncio.sleep(0)  # the first answers are gathered, a hold is still pending
+        gathered = protocol.gathered
+        assert gathered is not None
+        assert gathered.parts
+        assert gathered.holds
+        assert transport.data == b""
         protocol.connection_lost(None)
         await settle(loop)
         assert transport.data == b""  # gathered, then dropped with the connection
