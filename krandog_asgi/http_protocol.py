@@ -442,29 +442,35 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         return True
 
     def start_app(self) -> None:
-        """Start the app of the request parsed in this feed, now that the parser returned: its
-        first step runs inline and a Task takes over only if it suspends (``start_eagerly``)."""
+        """Start the app of the request parsed in this feed, now that the parser returned.
+
+        Its first step runs in the loop's next pass, as a Task's first step does. On 3.12+ the
+        apps of all the connections read in one pass start together from one callback, each
+        as an eager Task (``ServerState.defer_start``): one scheduled callback instead of one
+        per request, and no Task is ever scheduled for an app that does not wait. Started
+        inline instead, inside each read, they measured ~30 % slower (bench/PROFILE.md)."""
         cycle = self.starting
         if cycle is not None:
             self.starting = None
             if self.pipeline:
-                self.start_gathered(cycle, EAGER)  # requests queued behind it in this read
+                self.start_gathered(cycle)  # requests queued behind it in this read
+            elif EAGER:
+                self.state.defer_start(cycle)
             else:
-                cycle.start(self.state.app, EAGER)
+                cycle.start(self.state.app)
 
-    def start_gathered(self, cycle: RequestCycle, eager: bool) -> None:
+    def start_gathered(self, cycle: RequestCycle) -> None:
         """Start a request whose answer may share one write with the next ones' (pipelined):
         its writes are gathered until its first step has run (``http.gather``)."""
         gathered = self.gathered
         if gathered is None:
             gathered = self.gathered = GatheredWrites(self.transport, self.loop)
         cycle.transport = gathered
-        if eager:
-            gathered.hold()  # the first step runs inside start()
-            cycle.start(self.state.app, True)
+        if EAGER:
+            self.state.defer_start(cycle)  # its callback is queued before the release below
         else:
             cycle.start(self.state.app)
-            gathered.hold()  # released behind the Task's first step
+        gathered.hold()  # released behind the first step
 
     def flush_gathered(self) -> None:
         """Before the connection writes or closes on its own: gathered answers go first."""
@@ -707,7 +713,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
                 self.data_received(data)
             if not self.pipeline and self.upgrade is None and not self.backlog:
                 self.resume_reading()
-            self.start_gathered(nxt, False)
+            self.start_gathered(nxt)
             return
         if self.failed is not None:
             self.transport.write(self.failed)

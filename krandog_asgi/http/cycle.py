@@ -127,9 +127,9 @@ class RequestCycle(ResponseWriter):
         self.start_time: float  # set by start() when access logging is on
 
     def start(self, app: ASGIApp, eager: bool = False) -> None:
-        """Run the app in a Task. ``eager`` (Python 3.12+, and only from outside any parser
-        callback and any other app): an eager Task, whose first step runs now; a pipelined
-        request, started from the previous one's ``send``, gets a plain Task."""
+        """Run the app in a Task. ``eager`` (Python 3.12+, from ``ServerState.start_deferred``,
+        so outside any parser callback and any other app): an eager Task, whose first step
+        runs now."""
         protocol = self.protocol
         if protocol.state.access_log:
             self.start_time = time.perf_counter()

@@ -10,7 +10,8 @@ Before 3.12 there is no way to run a step inside a Task that is not scheduled ye
 app outside any Task instead breaks ``current_task()``, so those versions keep the plain Task.
 
 The caller picks the moment: never inside a parser callback, where the app could re-enter the
-parser (HTTPProtocol calls this after ``feed_data`` has returned).
+parser, nor inside another app. HTTP calls it from ``ServerState.start_deferred``, once per
+loop pass for all the requests read in the pass before.
 """
 
 from __future__ import annotations

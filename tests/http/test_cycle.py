@@ -29,13 +29,18 @@ BODY_OK = {"type": "http.response.body", "body": b"ok"}
 ERROR_500 = error_response(500, "Internal Server Error")
 
 
-def connect(app: App, **options: Any) -> tuple[HTTPProtocol, FakeTransport]:
-    """A connection of ``app`` on a fake transport; call inside the running (fake clock) loop."""
-    options = {"server_header": False, "date_header": False, **options}
-    config = Config(app=app, access_log=False, lifespan="off", **options)
-    config.load()
+def connect(
+    app: App, state: ServerState | None = None, **options: Any
+) -> tuple[HTTPProtocol, FakeTransport]:
+    """A connection of ``app`` (of ``state``'s server, or of a new one) on a fake transport;
+    call inside the running (fake clock) loop."""
     loop = asyncio.get_running_loop()
-    protocol = HTTPProtocol(ServerState(config, app, loop))
+    if state is None:
+        options = {"server_header": False, "date_header": False, **options}
+        config = Config(app=app, access_log=False, lifespan="off", **options)
+        config.load()
+        state = ServerState(config, app, loop)
+    protocol = HTTPProtocol(state)
     transport = FakeTransport(loop)
     transport.set_protocol(protocol)
     protocol.connection_made(transport)
@@ -572,24 +577,51 @@ def test_response_state_follows_start_body_done() -> None:
 # -- starting the app: inline after the parser, a Task only when it waits -----------------------
 
 
+def test_the_app_runs_in_the_next_pass_not_inside_data_received() -> None:
+    async def main(loop: FakeClockLoop) -> FakeTransport:
+        protocol, transport = connect(ok_app)
+        protocol.data_received(GET)
+        assert transport.data == b""  # the parser's read returned first
+        await asyncio.sleep(0)
+        assert transport.data == OK_HEAD + b"ok"  # one loop pass later
+        return transport
+
+    run_with_fake_clock(main)
+
+
 @pytest.mark.skipif(not EAGER, reason="eager tasks need Python 3.12+")
-def test_an_app_that_never_waits_is_answered_before_data_received_returns() -> None:
+def test_apps_of_one_pass_start_together_from_one_callback_each_in_an_eager_task() -> None:
+    """Three connections read in one pass: one scheduled callback starts the three apps; an
+    app that never waits has finished in its eager first step (its Task never scheduled)."""
     cycles: list[RequestCycle] = []
+    scheduled: list[object] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         cycles.append(send.__self__)
         await send(START_OK)
         await send(BODY_OK)
 
-    async def main(loop: FakeClockLoop) -> FakeTransport:
-        protocol, transport = connect(app)
-        protocol.data_received(GET)
-        assert transport.data == OK_HEAD + b"ok"  # no loop iteration in between
-        return transport
+    async def main(loop: FakeClockLoop) -> list[FakeTransport]:
+        first = connect(app)
+        conns = [first, connect(app, first[0].state), connect(app, first[0].state)]
+        call_soon = loop.call_soon
 
-    run_with_fake_clock(main)
-    assert cycles[0].task is not None
-    assert cycles[0].task.done()  # finished in its eager first step: never scheduled
+        def counting_call_soon(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            scheduled.append(callback)
+            return call_soon(callback, *args, **kwargs)
+
+        loop.call_soon = counting_call_soon  # type: ignore[method-assign]
+        for protocol, _ in conns:
+            protocol.data_received(GET)
+        loop.call_soon = call_soon  # type: ignore[method-assign]
+        assert [t.data for _, t in conns] == [b""] * 3
+        await asyncio.sleep(0)
+        return [t for _, t in conns]
+
+    transports = run_with_fake_clock(main)
+    assert len(scheduled) == 1  # one callback for the three requests
+    assert [t.data for t in transports] == [OK_HEAD + b"ok"] * 3
+    assert [c.task is not None and c.task.done() for c in cycles] == [True] * 3
 
 
 def test_an_app_that_waits_goes_on_in_a_task() -> None:
