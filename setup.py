@@ -1,7 +1,8 @@
-"""Builds the optional C accelerator; everything else is in pyproject.toml.
+"""Builds the optional C accelerators; everything else is in pyproject.toml.
 
-``optional=True``: without a C compiler the install still succeeds and the pure-Python
-masking in ``krandog_asgi/websocket/frames.py`` is used.
+``optional=True``: without a C compiler the install still succeeds and the pure-Python code
+is used (masking and parsing in ``krandog_asgi/websocket/frames.py``, the request scope in
+``krandog_asgi/http/request_head.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ setup(
             ["krandog_asgi/websocket/_speedups.c"],
             optional=True,
             extra_compile_args=["-O3"],
-        )
+        ),
+        Extension(
+            "krandog_asgi.http._speedups",
+            ["krandog_asgi/http/_speedups.c"],
+            optional=True,
+            extra_compile_args=["-O3"],
+        ),
     ]
 )

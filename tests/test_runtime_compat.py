@@ -1,5 +1,6 @@
 """What differs between the supported Pythons (3.10 to 3.13) and must not change behaviour:
-the event loop the server runs on, and the optional C masking accelerator and its fallback.
+the event loop the server runs on, and the optional C accelerators (WebSocket masking and
+parsing, the HTTP scope) and their fallbacks.
 """
 
 from __future__ import annotations
@@ -49,10 +50,12 @@ def test_the_c_mask_accelerator_is_built_and_used() -> None:
     otherwise only show as a slower server."""
     if _c_compiler() is None:
         pytest.skip("no C compiler on this machine: the accelerator is not built by design")
+    from krandog_asgi.http import _speedups as http_speedups, request_head
     from krandog_asgi.websocket import _speedups
 
     assert frames.apply_mask is _speedups.apply_mask
     assert frames.scan_messages is _speedups.scan_messages
+    assert request_head.fast_scope is http_speedups.fast_scope
 
 
 _FALLBACK_CHECK = """
@@ -76,6 +79,42 @@ assert frames.apply_mask(memoryview(data)[3:10], mask) == bytes(
 print("python-mask")
 """
 
+_HTTP_FALLBACK_CHECK = """
+import asyncio, sys
+sys.modules["krandog_asgi.http._speedups"] = None  # as if it had not been built
+from krandog_asgi.http import request_head
+assert request_head.fast_scope is None, request_head.fast_scope
+from krandog_asgi.config import Config
+from krandog_asgi.http_protocol import HTTPProtocol
+from krandog_asgi.process.state import ServerState
+from tests.support.fakes import FakeTransport
+
+seen = []
+
+async def app(scope, receive, send):
+    seen.append((scope["method"], scope["path"], scope["query_string"], scope["headers"]))
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+async def main():
+    config = Config(app=app, lifespan="off", access_log=False, date_header=False)
+    config.load()
+    loop = asyncio.get_running_loop()
+    protocol = HTTPProtocol(ServerState(config, app, loop))
+    transport = FakeTransport(loop)
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(b"GET /a?b HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n" * 2)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return transport.data
+
+data = asyncio.run(main())
+assert seen == [("GET", "/a", b"b", [(b"host", b"h")])] * 2, seen
+assert data.count(b"HTTP/1.1 200 OK") == 2, data
+print("python-scope")
+"""
+
 
 def test_without_the_accelerator_the_python_mask_is_used() -> None:
     result = subprocess.run(
@@ -87,6 +126,19 @@ def test_without_the_accelerator_the_python_mask_is_used() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "python-mask"
+
+
+def test_without_the_accelerator_the_head_rules_build_every_scope() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _HTTP_FALLBACK_CHECK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "python-scope"
 
 
 def test_a_failing_app_import_is_located_in_the_app_not_in_the_standard_library(

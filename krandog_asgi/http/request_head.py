@@ -8,7 +8,8 @@ refused head raises ``RequestError``, which carries the status and the text of t
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 import httptools
@@ -29,8 +30,10 @@ __all__ = [
     "absolute_target",
     "check_framing",
     "check_head_size",
+    "fast_scope",
     "is_unknown_method",
     "read_request_head",
+    "read_request_head_py",
 ]
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
@@ -55,6 +58,16 @@ _ABSOLUTE_SCHEMES = {b"http", b"https", b"ws", b"wss"}
 _METHOD_TOKEN_RE = re.compile(rb"[\r\n]*(%s) " % TOKEN_PATTERN.encode("ascii"))
 
 Headers = list[tuple[bytes, bytes]]  # names lower-cased, values as sent
+
+FastScope = Callable[[Any, bytes, Headers, Any, tuple[Any, ...]], "dict[str, Any] | None"]
+fast_scope: FastScope | None
+try:  # the C accelerator (setup.py); optional: the rules below build every scope without it
+    from krandog_asgi.http._speedups import fast_scope
+except ImportError:  # pragma: no cover - exercised by tests/test_runtime_compat.py
+    fast_scope = None
+# What fast_scope reads the common case against: the caches the rules fill, and the constant
+# version string (a WebSocket scope keeps its version, so never the parser's fresh copy).
+_FAST_CONSTANTS = (ASGI_VERSION, METHODS, _GOOD_HOSTS, "1.1")
 
 
 class RequestError(Exception):
@@ -92,8 +105,23 @@ def read_request_head(
     parser: HeadParser, url: bytes, headers: Headers, conn: HeadContext
 ) -> tuple[Scope, bool, bool]:
     """Apply every head rule and build the scope: ``(scope, expect_continue, websocket)``, where
-    ``websocket`` is true for a WebSocket upgrade the server takes over. One pass over headers.
-    """
+    ``websocket`` is true for a WebSocket upgrade the server takes over.
+
+    A head the rules would pass unchanged (the plain GET most requests are) is recognized by
+    the C accelerator, which builds its scope in one call; it returns None for anything else,
+    which the rules below then decide."""
+    if fast_scope is not None:
+        scope = fast_scope(parser, url, headers, conn, _FAST_CONSTANTS)
+        if scope is not None:
+            return scope, False, False
+    return read_request_head_py(parser, url, headers, conn)
+
+
+def read_request_head_py(
+    parser: HeadParser, url: bytes, headers: Headers, conn: HeadContext
+) -> tuple[Scope, bool, bool]:
+    """``read_request_head`` by the rules alone, in one pass over the headers (the tests hold
+    the accelerator to it)."""
     config = conn.config
     # The constants, not the parser's fresh copies: a WebSocket scope keeps its version.
     version = parser.get_http_version()

@@ -1,6 +1,7 @@
 """The request-head rules and scope building (``http.request_head``) as plain functions: a head is
 what the parser collected (method, version, target, headers), no socket and no event loop.
-Every refusal is a ``RequestError`` carrying the status and text the client gets."""
+Every refusal is a ``RequestError`` carrying the status and text the client gets. Each test runs
+with the C scope fast path in front of the rules and without it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from krandog_asgi.config import Config
+from krandog_asgi.http import request_head
 from krandog_asgi.http.request_head import (
     ASGI_VERSION,
     RequestError,
@@ -21,6 +23,15 @@ from krandog_asgi.http.request_head import (
 )
 
 Headers = list[tuple[bytes, bytes]]
+
+
+@pytest.fixture(autouse=True, params=["accelerated", "rules-only"])
+def scope_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every rule holds with the C scope fast path in front and without it."""
+    if request.param == "rules-only":
+        monkeypatch.setattr(request_head, "fast_scope", None)
+    elif request_head.fast_scope is None:
+        pytest.skip("the C accelerator is not built (no C compiler)")
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:

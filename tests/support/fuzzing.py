@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from krandog_asgi.config import Config
+from krandog_asgi.http import request_head as request_head_module
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.state import ServerState
 from krandog_asgi.websocket import connection as connection_module
@@ -189,8 +190,39 @@ _STATUS = re.compile(rb"HTTP/1\.1 (\d{3}) ")
 _ALLOWED = frozenset({100, 101, 200, 501, 505, *range(400, 500)})
 
 
+# The HTTP scopes fuzz_app was given, as (key, value) lists, while a check records them.
+_recorded_scopes: list[list[tuple[str, Any]]] | None = None
+
+
+@contextlib.contextmanager
+def _python_head_rules() -> Iterator[list[list[tuple[str, Any]]]]:
+    """Requests as they are read without the C accelerator's scope fast path; yields the
+    scopes the app is given meanwhile."""
+    global _recorded_scopes
+    fast = request_head_module.fast_scope
+    request_head_module.fast_scope = None
+    _recorded_scopes = recorded = []
+    try:
+        yield recorded
+    finally:
+        request_head_module.fast_scope = fast
+        _recorded_scopes = None
+
+
+@contextlib.contextmanager
+def _recording_scopes() -> Iterator[list[list[tuple[str, Any]]]]:
+    global _recorded_scopes
+    _recorded_scopes = recorded = []
+    try:
+        yield recorded
+    finally:
+        _recorded_scopes = None
+
+
 async def fuzz_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Reads the whole body and answers with its length; accepts WebSockets and echoes."""
+    if _recorded_scopes is not None and scope["type"] == "http":
+        _recorded_scopes.append(list(scope.items()))
     if scope["type"] == "websocket":
         await receive()
         offered = scope["subprotocols"]
@@ -282,6 +314,9 @@ def _statuses(data: bytes) -> Iterator[int]:
         pos = end + 4 + (int(length.group(1)) if length else 0)
 
 
+_DATE = re.compile(rb"\r\ndate: [^\r]*", re.IGNORECASE)
+
+
 async def _check_http(chunks: list[bytes]) -> bytes:
     errors = _Errors()
     logging.getLogger("krandog_asgi").addHandler(errors)
@@ -289,7 +324,15 @@ async def _check_http(chunks: list[bytes]) -> bytes:
     loop_errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
     try:
-        data, transport = await serve_bytes(chunks)
+        with _recording_scopes() as scopes:
+            data, transport = await serve_bytes(chunks)
+        if request_head_module.fast_scope is not None:
+            # The C fast path adds no rule of its own: by the Python rules alone the app gets
+            # the same scopes, key order included, and the client the same bytes.
+            with _python_head_rules() as python_scopes:
+                python_data, _ = await serve_bytes(chunks)
+            assert python_scopes == scopes
+            assert _DATE.sub(b"", python_data) == _DATE.sub(b"", data)
     finally:
         logging.getLogger("krandog_asgi").removeHandler(errors)
         loop.set_exception_handler(None)

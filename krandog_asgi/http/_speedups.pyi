@@ -1,0 +1,10 @@
+from typing import Any
+
+def fast_scope(
+    parser: Any,
+    url: bytes,
+    headers: list[tuple[bytes, bytes]],
+    conn: Any,
+    constants: tuple[Any, ...],
+    /,
+) -> dict[str, Any] | None: ...
