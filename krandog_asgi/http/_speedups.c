@@ -63,6 +63,8 @@ plain_host(PyObject *headers)
             if (host != NULL)
                 return NULL; /* a second Host: a 400 for the Python rules to give */
             host = PyTuple_GET_ITEM(item, 1);
+            if (!PyBytes_CheckExact(host))
+                return NULL;
         }
         else if (needs_rules(s, len))
             return NULL;
@@ -138,7 +140,8 @@ build(PyObject *conn, PyObject *asgi, PyObject *version, PyObject *method, PyObj
             result = Py_NewRef(Py_None);
         return result;
     }
-    if ((config = PyObject_GetAttr(conn, s_config)) == NULL || (root_path = PyObject_GetAttr(config, s_root_path)) == NULL)
+    if ((config = PyObject_GetAttr(conn, s_config)) == NULL ||
+        (root_path = PyObject_GetAttr(config, s_root_path)) == NULL)
         goto done;
     if (!PyUnicode_CheckExact(root_path) || PyUnicode_GET_LENGTH(root_path) != 0) {
         result = Py_NewRef(Py_None); /* --root-path: the Python rules prefix it */
@@ -147,7 +150,8 @@ build(PyObject *conn, PyObject *asgi, PyObject *version, PyObject *method, PyObj
     path = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw_path), PyBytes_GET_SIZE(raw_path),
                                 "replace");
     if (path == NULL || (server = PyObject_GetAttr(conn, s_server_addr)) == NULL ||
-        (client = PyObject_GetAttr(conn, s_client)) == NULL || (scheme = PyObject_GetAttr(conn, s_scheme)) == NULL ||
+        (client = PyObject_GetAttr(conn, s_client)) == NULL ||
+        (scheme = PyObject_GetAttr(conn, s_scheme)) == NULL ||
         (state = PyObject_GetAttr(conn, s_state)) == NULL ||
         (lifespan = PyObject_GetAttr(state, s_lifespan_state)) == NULL)
         goto done;
@@ -157,8 +161,8 @@ build(PyObject *conn, PyObject *asgi, PyObject *version, PyObject *method, PyObj
     }
     if ((copy = PyDict_Copy(lifespan)) == NULL)
         goto done;
-    PyObject *const values[] = {s_http, asgi,     version,  server,   client,  scheme, method,
-                                root_path, path, raw_path, query, headers, copy};
+    PyObject *const values[] = {s_http,    asgi, version,  server, client,  scheme, method,
+                                root_path, path, raw_path, query,  headers, copy};
     result = new_scope(values);
 done:
     Py_XDECREF(raw_path);

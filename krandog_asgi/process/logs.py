@@ -60,8 +60,12 @@ def configure_logging(
             with open(log_config) as fh:
                 logging.config.dictConfig(json.load(fh))
         elif log_config.endswith((".yaml", ".yml")):
-            import yaml  # type: ignore[import-untyped]
-
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError:
+                raise ImportError(
+                    "a YAML logging config needs PyYAML: pip install 'krandog-asgi[yaml]'"
+                ) from None
             with open(log_config) as fh:
                 logging.config.dictConfig(yaml.safe_load(fh))
         else:
