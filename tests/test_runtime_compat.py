@@ -116,21 +116,10 @@ print("python-scope")
 """
 
 
-def test_without_the_accelerator_the_python_mask_is_used() -> None:
+def _run_check(code: str) -> str:
+    """``code`` in a fresh interpreter from the checkout's root; what it printed."""
     result = subprocess.run(
-        [sys.executable, "-c", _FALLBACK_CHECK],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "python-mask"
-
-
-def test_without_the_accelerator_the_head_rules_build_every_scope() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _HTTP_FALLBACK_CHECK],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
@@ -138,7 +127,15 @@ def test_without_the_accelerator_the_head_rules_build_every_scope() -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "python-scope"
+    return result.stdout.strip()
+
+
+def test_without_the_accelerator_the_python_mask_is_used() -> None:
+    assert _run_check(_FALLBACK_CHECK) == "python-mask"
+
+
+def test_without_the_accelerator_the_head_rules_build_every_scope() -> None:
+    assert _run_check(_HTTP_FALLBACK_CHECK) == "python-scope"
 
 
 def test_a_failing_app_import_is_located_in_the_app_not_in_the_standard_library(

@@ -195,28 +195,25 @@ _recorded_scopes: list[list[tuple[str, Any]]] | None = None
 
 
 @contextlib.contextmanager
-def _python_head_rules() -> Iterator[list[list[tuple[str, Any]]]]:
-    """Requests as they are read without the C accelerator's scope fast path; yields the
-    scopes the app is given meanwhile."""
+def _recording_scopes() -> Iterator[list[list[tuple[str, Any]]]]:
+    """The HTTP scopes fuzz_app is given meanwhile."""
     global _recorded_scopes
-    fast = request_head_module.fast_scope
-    request_head_module.fast_scope = None
     _recorded_scopes = recorded = []
     try:
         yield recorded
     finally:
-        request_head_module.fast_scope = fast
         _recorded_scopes = None
 
 
 @contextlib.contextmanager
-def _recording_scopes() -> Iterator[list[list[tuple[str, Any]]]]:
-    global _recorded_scopes
-    _recorded_scopes = recorded = []
+def _python_head_rules() -> Iterator[None]:
+    """Requests as they are read without the C accelerator's scope fast path."""
+    fast = request_head_module.fast_scope
+    request_head_module.fast_scope = None
     try:
-        yield recorded
+        yield
     finally:
-        _recorded_scopes = None
+        request_head_module.fast_scope = fast
 
 
 async def fuzz_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -329,7 +326,7 @@ async def _check_http(chunks: list[bytes]) -> bytes:
         if request_head_module.fast_scope is not None:
             # The C fast path adds no rule of its own: by the Python rules alone the app gets
             # the same scopes, key order included, and the client the same bytes.
-            with _python_head_rules() as python_scopes:
+            with _python_head_rules(), _recording_scopes() as python_scopes:
                 python_data, _ = await serve_bytes(chunks)
             assert python_scopes == scopes
             assert _DATE.sub(b"", python_data) == _DATE.sub(b"", data)
