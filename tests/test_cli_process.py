@@ -35,7 +35,7 @@ def spawn_cli(*args: str, **popen: Any) -> subprocess.Popen[str]:
     )
 
 
-def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, timeout: float = 20, **popen: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "krandog_asgi", *args],
         capture_output=True,
@@ -43,6 +43,7 @@ def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]
         timeout=timeout,
         cwd=ROOT,
         env=dict(os.environ, NO_COLOR="1"),
+        **popen,
     )
 
 
@@ -191,8 +192,9 @@ def test_operational_errors_are_one_clear_line(flags: list[str], message: str) -
 def test_bind_errors_name_the_address_in_every_mode(workers: list[str], tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        fd = os.open(os.devnull, os.O_RDONLY)
-        os.close(fd)
+        # Open in no process: the child's own descriptors are numbered from 3 up, so a number
+        # freed here may be one the child holds (the event loop's wakeup socket, say).
+        fd = 4000
         for flags, message in (
             (["--port", str(port)], f"Cannot bind to 127.0.0.1:{port}: Address already in use"),
             (
@@ -211,6 +213,38 @@ def test_bind_errors_name_the_address_in_every_mode(workers: list[str], tmp_path
             errors = [line for line in output.splitlines() if not line.startswith("INFO:")]
             assert errors == [f"ERROR:    {message}"], output
             assert "Started server process" not in output or not workers
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("file", "Socket operation on non-socket"),
+        ("connected", "not a listening socket"),
+        ("datagram", "not a stream socket"),
+    ],
+)
+def test_fd_refuses_a_descriptor_that_cannot_listen(kind: str, reason: str) -> None:
+    if kind == "file":
+        fd = os.open(os.devnull, os.O_RDONLY)
+        keep: list[Any] = []
+    elif kind == "connected":
+        keep = list(socket.socketpair())
+        fd = keep[0].fileno()
+    else:
+        keep = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM)]
+        keep[0].bind(("127.0.0.1", 0))
+        fd = keep[0].fileno()
+    try:
+        result = run_cli("proc:app", "--app-dir", str(APPS), "--fd", str(fd), pass_fds=[fd])
+    finally:
+        for sock in keep:
+            sock.close()
+        if kind == "file":
+            os.close(fd)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 1, output
+    errors = [line for line in output.splitlines() if not line.startswith("INFO:")]
+    assert errors == [f"ERROR:    Cannot bind to --fd {fd}: {reason}"], output
 
 
 def test_a_warning_has_its_warning_level_prefix() -> None:
@@ -265,10 +299,12 @@ def test_header_flag_server_replaces_the_default(serve) -> None:
     assert response.headers["x-extra"] == "1"
 
 
-def test_fd(tmp_path: Path) -> None:
+@pytest.mark.parametrize("listening", [True, False], ids=["listening", "bound-only"])
+def test_fd(listening: bool) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
+    if listening:
+        sock.listen(16)
     port = sock.getsockname()[1]
     proc = spawn_cli("--fd", str(sock.fileno()), pass_fds=[sock.fileno()])
     sock.close()

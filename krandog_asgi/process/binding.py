@@ -69,10 +69,7 @@ def bind_socket(options: ListenOptions) -> socket.socket:
     if options.uds:
         sock = _bind_unix(options.uds)
     elif options.fd is not None:
-        try:
-            sock = socket.socket(fileno=options.fd)
-        except OSError as exc:
-            raise bind_error(exc, options) from exc
+        sock = _adopt_fd(options)
     else:
         family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -92,6 +89,39 @@ def bind_socket(options: ListenOptions) -> socket.socket:
             raise bind_error(exc, options) from exc
     sock.set_inheritable(True)
     return sock
+
+
+def _adopt_fd(options: ListenOptions) -> socket.socket:
+    """The socket behind ``--fd``, refused unless it is a stream socket that listens or can.
+
+    A wrong number can name any descriptor of this process (a log file, the event loop's own
+    wakeup socket); serving on it and closing it at exit would break what owns it, so a refused
+    descriptor is let go (``detach``), never closed."""
+    assert options.fd is not None
+    try:
+        sock = socket.socket(fileno=options.fd)
+    except OSError as exc:
+        raise bind_error(exc, options) from exc
+    try:
+        if sock.type != socket.SOCK_STREAM:
+            raise _refused(errno.EPROTOTYPE, "not a stream socket", options)
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            # Bound but not yet listening (as some supervisors pass it): listen() succeeds,
+            # while a connected socket refuses with EINVAL.
+            sock.listen(options.backlog)
+    except BindError:
+        sock.detach()
+        raise
+    except OSError as exc:
+        sock.detach()
+        if exc.errno == errno.EINVAL:
+            raise _refused(errno.EINVAL, "not a listening socket", options) from exc
+        raise bind_error(exc, options) from exc
+    return sock
+
+
+def _refused(code: int, reason: str, options: ListenOptions) -> BindError:
+    return BindError(code, f"Cannot bind to --fd {options.fd}: {reason}")
 
 
 class BindError(OSError):
