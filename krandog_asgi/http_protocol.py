@@ -235,8 +235,16 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         client sent gets ``http.disconnect``.
         """
         cycle = self.cycle
-        if cycle is None or self.parsing is not None or self.scheme == "https":
-            # (TLS transports cannot stay half-open: uvloop shuts them down regardless.)
+        if cycle is None or self.parsing is not None:
+            self.flush_gathered()
+            self.transport.close()
+            return None
+        if self.scheme == "https":
+            # A TLS transport cannot stay half-open: once this returns it shuts down and drops
+            # every later write. An app not started yet gets its first step now (3.12+), so
+            # an answer it gives without waiting still goes out. (3.11 has no eager Tasks:
+            # the app's Task is already scheduled, and its answer is lost.)
+            self.state.start_now(cycle)
             self.flush_gathered()
             self.transport.close()
             return None

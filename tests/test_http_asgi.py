@@ -3,13 +3,17 @@ disconnects, application errors and response header validation."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
+import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from tests.support.certs import make_certificates
 from tests.support.http_client import Conn, assert_alive, get, post, statuses, wait_events
 from tests.support.servers import RunningServer, module_server
 
@@ -384,6 +388,46 @@ def test_scope_scheme_https(serve, tmp_path) -> None:  # type: ignore[no-untyped
     scope = r.json()
     assert scope["scheme"] == "https"
     assert scope["types"]["client"] == ["str", "int"]
+
+
+def _tls_exchange_then_close_notify(port: int, context: ssl.SSLContext, request: bytes) -> bytes:
+    """Send ``request`` and our close_notify in one TCP send (a TLS half-close), then read."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    answer = bytearray()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                assert data, "closed during the handshake"
+                incoming.write(data)
+        tls.write(request)
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.unwrap()  # queues close_notify behind the request record
+        sock.sendall(outgoing.read())
+        while data := sock.recv(65536):
+            incoming.write(data)
+            with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                while chunk := tls.read(65536):
+                    answer += chunk
+    return bytes(answer)
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="needs eager Tasks (3.12+): on 3.11 the answer is lost"
+)
+def test_tls_request_with_close_notify_in_the_same_read_is_answered(serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    certs = make_certificates(tmp_path, "127.0.0.1")
+    srv = serve(
+        "http_app:app", "--ssl-certfile", str(certs.certfile), "--ssl-keyfile", str(certs.keyfile)
+    )
+    for _ in range(5):  # each try is one TCP send; the server must answer every one
+        answer = _tls_exchange_then_close_notify(srv.port, certs.client_context(), get("/"))
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
 
 
 def test_scope_over_unix_socket(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -204,6 +204,15 @@ class ServerState:
         for cycle in batch:
             cycle.start(app, True)
 
+    def start_now(self, cycle: Any) -> None:
+        """Start ``cycle``'s app at once if it is still waiting in this pass's batch: the
+        connection is about to end, and what the app writes later would be lost."""
+        try:
+            self.deferred_starts.remove(cycle)
+        except ValueError:
+            return
+        cycle.start(self.app, True)
+
     def count_request(self) -> None:
         """Called after ``total_requests`` grew, only while a request limit is being watched."""
         limit = self.max_requests

@@ -225,6 +225,27 @@ def test_half_close_after_a_complete_request_ends_a_waiting_receive_at_once() ->
     assert transport.closing
 
 
+@pytest.mark.skipif(not EAGER, reason="needs eager Tasks (3.12+): on 3.11 the answer is lost")
+def test_tls_close_notify_with_the_request_still_gets_the_answer_the_app_gives_at_once() -> None:
+    """A TLS transport shuts down once ``eof_received`` returns and drops later writes, so the
+    app waiting in this pass's batch must take its first step inside ``eof_received``."""
+
+    async def main(loop: FakeClockLoop) -> tuple[bytes, bytes, FakeTransport]:
+        protocol, transport = connect(ok_app)
+        protocol.scheme = "https"
+        protocol.data_received(GET)
+        before = transport.data  # the app has not run yet: its start is deferred
+        protocol.eof_received()
+        answered = transport.data
+        await settle(loop)
+        return before, answered, transport
+
+    before, answered, transport = run_with_fake_clock(main)
+    assert before == b""
+    assert answered == OK_HEAD + b"ok"
+    assert transport.closing
+
+
 def test_expect_100_continue_is_answered_when_the_app_reads() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         assert (await receive())["body"] == b"abc"
