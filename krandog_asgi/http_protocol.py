@@ -389,7 +389,8 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         # A large read is parsed in slices while it may hold request heads, and parsing stops
         # once enough requests are queued: one read full of tiny pipelined requests must not
         # become thousands of request objects at once. Inside a single request's body (an
-        # upload) the rest goes in one piece.
+        # upload) the rest goes in one piece. The slices are views: no copy of the read.
+        view = memoryview(data)
         start, n = 0, len(data)
         while start < n:
             if len(self.pipeline) >= PIPELINE_LIMIT:
@@ -397,11 +398,11 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
                 self.pause_reading()
                 return
             end = start + FEED_SLICE if self.reading_head or self.pipeline else n
-            if not self.feed(data[start:end], data[end:]):
+            if not self.feed(view[start:end], view[end:]):
                 return
             start = end
 
-    def feed(self, data: bytes, rest: bytes) -> bool:
+    def feed(self, data: bytes | memoryview, rest: bytes | memoryview) -> bool:
         """Parse ``data`` (``rest`` follows it in the same read); False once parsing stopped."""
         if self.discarding or self.closed:
             # (closed: we closed after a response; bytes a transport still delivers are late)
@@ -417,12 +418,12 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            self.on_upgrade(data[exc.args[0] :] + rest)
+            self.on_upgrade(bytes(data[exc.args[0] :]) + rest)
             self.start_app()  # after on_upgrade: a switch waits for this response
             return False
         except httptools.HttpParserError as exc:
             if not self.discarding:  # else a callback refused the request and answered
-                self.on_parse_error(exc, data)
+                self.on_parse_error(exc, bytes(data))
             self.start_app()  # its response goes out before the error answer
             return False
         if self.starting is not None:

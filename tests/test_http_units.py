@@ -611,6 +611,31 @@ def test_unit_one_large_read_of_pipelined_requests_is_parsed_in_bounded_steps() 
     assert [body.split(b" ")[1] for _, body in got] == [b"/slow%d" % i for i in range(3000)]
 
 
+PADDED_GET = b"GET /padded HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * 5000 + b"\r\n\r\n"
+
+
+def test_unit_an_ignored_upgrade_past_the_first_slice_of_a_read_keeps_what_follows() -> None:
+    """A large read is fed in slices (views of the read); the parser's stop at an upgrade
+    deep in it hands on the bytes after the head, and the requests behind it are served."""
+    h2c = (
+        b"GET /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+    )
+    after = b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n"
+    transport = run_feed([PADDED_GET + h2c + after])
+    got = responses(bytes(transport.out))
+    assert [body.split(b" ")[1] for _, body in got] == [b"/padded", b"/h2c", b"/after"]
+
+
+def test_unit_a_parse_error_past_the_first_slice_of_a_read_is_answered_after_the_good_one() -> None:
+    transport = run_feed([PADDED_GET + b"GET /x HTTP/1.1\r\nHost: a\r\nBad Name: v\r\n\r\n"])
+    out = bytes(transport.out)
+    assert out.startswith(b"HTTP/1.1 200 ")
+    assert out.count(b"HTTP/1.1 400 ") == 1
+    assert out.endswith(b"Invalid HTTP request received.")
+    assert transport.eof_written  # and the connection ends (a lingering close)
+
+
 def test_reload_include_adds_to_the_default_python_files() -> None:
     """As uvicorn: --reload-include adds patterns; *.py stays watched unless excluded."""
     from pathlib import Path

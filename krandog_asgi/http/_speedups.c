@@ -4,11 +4,12 @@
  *
  * The common request builds its ASGI scope here in one C call: HTTP/1.1, an origin-form target
  * without "#" or "%" in its path, exactly one Host header whose value has already passed
- * request_head's check, a method request_head has already seen, and none of the header fields
- * that ask for a rule (Content-Length, Transfer-Encoding, Expect, Upgrade, X-Forwarded-*), on
- * a server without --root-path. Anything else returns None and read_request_head's Python
- * rules decide, so every rule and every error answer stays in one place: this function adds no
- * rule of its own, it only recognizes requests those rules would pass unchanged. Tests check it
+ * request_head's check, a method request_head has already seen, at most one Content-Length of
+ * plain digits within --limit-request-body, and none of the header fields that ask for a rule
+ * (Transfer-Encoding, Expect, Upgrade, X-Forwarded-*), on a server without --root-path.
+ * Anything else returns None and read_request_head's Python rules decide, so every rule and
+ * every error answer stays in one place: this function adds no rule of its own, it only
+ * recognizes requests those rules would pass unchanged. Tests check it
  * against the Python path on generated heads (tests/http/test_request_head_fast.py).
  *
  * ``constants``: (ASGI_VERSION dict, METHODS dict, the good-hosts set, the "1.1" string).
@@ -19,7 +20,8 @@
 
 static PyObject *s_type, *s_http, *s_asgi, *s_http_version, *s_server, *s_client, *s_scheme,
     *s_method, *s_root_path, *s_path, *s_raw_path, *s_query_string, *s_headers, *s_state,
-    *s_get_method, *s_get_http_version, *s_config, *s_server_addr, *s_lifespan_state;
+    *s_get_method, *s_get_http_version, *s_config, *s_server_addr, *s_lifespan_state,
+    *s_limit_request_body;
 
 #define NAME_IS(name, len, lit) ((len) == sizeof(lit) - 1 && memcmp((name), (lit), (len)) == 0)
 
@@ -33,8 +35,6 @@ needs_rules(const char *name, Py_ssize_t len)
         return NAME_IS(name, len, "expect");
     case 7:
         return NAME_IS(name, len, "upgrade");
-    case 14:
-        return NAME_IS(name, len, "content-length");
     case 15:
         return NAME_IS(name, len, "x-forwarded-for");
     case 17:
@@ -44,11 +44,13 @@ needs_rules(const char *name, Py_ssize_t len)
     }
 }
 
-/* The one Host value (borrowed), or NULL when the head needs the Python rules. */
+/* The one Host value (borrowed), or NULL when the head needs the Python rules; the one
+ * Content-Length value, if any, in *length (borrowed). */
 static PyObject *
-plain_host(PyObject *headers)
+plain_host(PyObject *headers, PyObject **length)
 {
     PyObject *host = NULL;
+    *length = NULL;
     Py_ssize_t n = PyList_GET_SIZE(headers);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(headers, i);
@@ -65,6 +67,11 @@ plain_host(PyObject *headers)
             host = PyTuple_GET_ITEM(item, 1);
             if (!PyBytes_CheckExact(host))
                 return NULL;
+        }
+        else if (NAME_IS(s, len, "content-length")) {
+            if (*length != NULL)
+                return NULL; /* a second one: for the rules (and the parser) to refuse */
+            *length = PyTuple_GET_ITEM(item, 1);
         }
         else if (needs_rules(s, len))
             return NULL;
@@ -179,6 +186,46 @@ done:
     return result;
 }
 
+/* 1 when ``length`` is plain digits within the connection's body limit, as the rules would
+ * pass it; 0 when the rules must decide (a 413, or a value they parse differently); -1 on
+ * error. */
+static int
+length_within_limit(PyObject *length, PyObject *conn)
+{
+    if (!PyBytes_CheckExact(length))
+        return 0;
+    const char *s = PyBytes_AS_STRING(length);
+    Py_ssize_t len = PyBytes_GET_SIZE(length);
+    if (len == 0 || len > 18)
+        return 0;
+    long long value = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        value = value * 10 + (s[i] - '0');
+    }
+    PyObject *config = PyObject_GetAttr(conn, s_config);
+    if (config == NULL)
+        return -1;
+    PyObject *limit = PyObject_GetAttr(config, s_limit_request_body);
+    Py_DECREF(config);
+    if (limit == NULL)
+        return -1;
+    int within = 0;
+    if (limit == Py_None)
+        within = 1;
+    else if (PyLong_CheckExact(limit)) {
+        int overflow = 0;
+        long long most = PyLong_AsLongLongAndOverflow(limit, &overflow);
+        if (most == -1 && PyErr_Occurred())
+            within = -1;
+        else
+            within = overflow > 0 || (overflow == 0 && value <= most);
+    }
+    Py_DECREF(limit);
+    return within;
+}
+
 /* The cached method string (borrowed) when it is known and the version is 1.1; else NULL with
  * no error set (the Python rules decide), or NULL with an error set. */
 static PyObject *
@@ -220,12 +267,20 @@ fast_scope(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "fast_scope: constants are (dict, dict, set, str)");
         return NULL;
     }
-    PyObject *host = plain_host(headers);
+    PyObject *length;
+    PyObject *host = plain_host(headers, &length);
     if (host == NULL)
         Py_RETURN_NONE;
     int good = PySet_Contains(good_hosts, host);
     if (good <= 0)
         return good < 0 ? NULL : Py_NewRef(Py_None);
+    if (length != NULL) {
+        Py_INCREF(length); /* reading the limit runs Python code (a property could) */
+        int within = length_within_limit(length, conn);
+        Py_DECREF(length);
+        if (within <= 0)
+            return within < 0 ? NULL : Py_NewRef(Py_None);
+    }
     PyObject *method = known_method(parser, methods, v11);
     if (method == NULL)
         return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
@@ -268,6 +323,7 @@ intern_all(void)
         {&s_config, "config"},
         {&s_server_addr, "server_addr"},
         {&s_lifespan_state, "lifespan_state"},
+        {&s_limit_request_body, "limit_request_body"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL &&

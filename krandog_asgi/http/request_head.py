@@ -107,9 +107,9 @@ def read_request_head(
     """Apply every head rule and build the scope: ``(scope, expect_continue, websocket)``, where
     ``websocket`` is true for a WebSocket upgrade the server takes over.
 
-    A head the rules would pass unchanged (the plain GET most requests are) is recognized by
-    the C accelerator, which builds its scope in one call; it returns None for anything else,
-    which the rules below then decide."""
+    A head the rules would pass unchanged (the plain GET or POST most requests are) is
+    recognized by the C accelerator, which builds its scope in one call; it returns None for
+    anything else, which the rules below then decide."""
     if fast_scope is not None:
         scope = fast_scope(parser, url, headers, conn, _FAST_CONSTANTS)
         if scope is not None:

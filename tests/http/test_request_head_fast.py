@@ -89,8 +89,12 @@ def test_targets_the_rules_must_split_are_left_to_them(url: bytes) -> None:
 
 
 # Every field the rules look at (their own table, so a field added there and not in C fails
-# here), and a second Host (a 400).
-RULE_FIELDS = [(name, b"0") for name in sorted(request_head._REQUEST_HEADERS) if name != b"host"]
+# here) but Host and Content-Length, which the fast path reads itself, and a second Host (a 400).
+RULE_FIELDS = [
+    (name, b"0")
+    for name in sorted(request_head._REQUEST_HEADERS)
+    if name not in (b"host", b"content-length")
+]
 
 
 @pytest.mark.parametrize(("name", "value"), [*RULE_FIELDS, (b"host", b"example.com")])
@@ -99,6 +103,45 @@ def test_heads_with_a_field_that_asks_for_a_rule_are_left_to_the_rules(
 ) -> None:
     _, fast = both(headers=[*HOST, (name, value)])
     assert fast is None
+
+
+@pytest.mark.parametrize(
+    ("length", "limit"),
+    [(b"0", 10), (b"10", 10), (b"0016384", 16384), (b"123456789012345678", None), (b"5", 2**70)],
+)
+def test_one_plain_length_within_the_body_limit_gets_the_rules_scope(
+    length: bytes, limit: int | None
+) -> None:
+    headers = [(b"content-type", b"text/plain"), *HOST, (b"content-length", length)]
+    rules, fast = both(b"/upload", headers, method=b"POST", conn=context(limit_request_body=limit))
+    scope, expect_continue, websocket = rules
+    assert (expect_continue, websocket) == (False, False)
+    assert fast is not None
+    assert list(fast.items()) == list(scope.items())
+
+
+@pytest.mark.parametrize(
+    "length",
+    [b"11", b"", b" 5", b"+5", b"-1", b"1_0", b"5 ", b"0x5", b"\xd9\xa5", b"1234567890123456789"],
+)
+def test_a_length_over_the_limit_or_not_plain_digits_is_left_to_the_rules(length: bytes) -> None:
+    headers = [*HOST, (b"content-length", length)]
+    rules, fast = both(b"/", headers, method=b"POST", conn=context(limit_request_body=10))
+    assert fast is None
+    if length == b"11":
+        assert isinstance(rules, RequestError)
+        assert rules.status == 413
+
+
+def test_two_lengths_are_left_to_the_rules() -> None:
+    headers = [*HOST, (b"content-length", b"1"), (b"content-length", b"1")]
+    assert both(b"/", headers, method=b"POST")[1] is None
+
+
+def test_a_length_with_a_rule_field_beside_it_is_left_to_the_rules() -> None:
+    for name, value in RULE_FIELDS:
+        headers = [*HOST, (b"content-length", b"3"), (name, value)]
+        assert both(b"/", headers, method=b"POST")[1] is None, name
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.2", "2.0", "0.9"])
@@ -170,6 +213,7 @@ PARTS = st.sampled_from(
 NAMES = [b"accept", b"cookie", b"hosts", b"hos", b"user-agent"] * 6 + [b"host", b"content-length"]
 NAMES += [b"transfer-encoding", b"expect", b"upgrade", b"x-forwarded-for", b"x-forwarded-proto"]
 VALUES = [b"example.com", b"0", b"5", b"chunked", b"100-continue", b"websocket", b"", b"a b"]
+VALUES += [b"70000", b"1_0", b"05"]
 HOSTS = st.sampled_from([[(b"host", b"example.com")]] * 8 + [[], [(b"host", b"a b")]])
 
 
@@ -183,11 +227,18 @@ HOSTS = st.sampled_from([[(b"host", b"example.com")]] * 8 + [[], [(b"host", b"a 
     method=st.sampled_from([b"GET"] * 6 + [b"HEAD", b"POST", b"OPTIONS", b"CONNECT", b"BREW"]),
     version=st.sampled_from(["1.1"] * 6 + ["1.0", "1.2", "2.0"]),
     root_path=st.sampled_from([""] * 6 + ["/api"]),
+    limit=st.sampled_from([None, 0, 5, 65536]),
 )
 def test_on_any_head_the_fast_path_gives_the_rules_scope_or_none(
-    url: bytes, host: Headers, headers: Headers, method: bytes, version: str, root_path: str
+    url: bytes,
+    host: Headers,
+    headers: Headers,
+    method: bytes,
+    version: str,
+    root_path: str,
+    limit: int | None,
 ) -> None:
-    conn = context(root_path=root_path)
+    conn = context(root_path=root_path, limit_request_body=limit)
     rules, fast = both(url, host + headers, method=method, version=version, conn=conn)
     event("left to the rules" if fast is None else "built by the fast path")
     if fast is None:
