@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,3 +248,61 @@ def test_ctrl_c_at_the_prompt_closes_with_1000(
     assert term.wait_exit() == 0
     assert server.closes.get(timeout=STEP) == (1000, "")
     assert "closed: 1000 (normal closure)" in term.lines
+
+
+# -- the prompt's bookkeeping, step by step (no pty: readline's part is played by the test) ---
+
+
+@pytest.fixture
+def prompt() -> Iterator[tuple[Any, Any, Any]]:
+    """A ``Prompt``, a pyte screen and a stdout feeding it (the test installs it: pytest's
+    capture sets ``sys.stdout`` again when the test starts); the readline hooks it sets are
+    removed after."""
+    import io
+    import readline
+
+    from krandog_asgi.wsclient.console import Prompt
+
+    screen = pyte.Screen(80, 24)
+    stream = pyte.Stream(screen)
+
+    class Out(io.StringIO):
+        def write(self, text: str) -> int:
+            stream.feed(text.replace("\n", "\r\n"))  # a tty's onlcr
+            return len(text)
+
+    out = Out()
+    try:
+        yield Prompt("hex"), screen, out
+    finally:
+        readline.set_startup_hook(None)
+        readline.set_pre_input_hook(None)
+
+
+def _screen_lines(screen: Any) -> list[str]:
+    lines = [line.rstrip() for line in screen.display]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+@pytest.mark.parametrize("drawn_first", [True, False], ids=["after-draw", "before-draw"])
+def test_a_message_while_readline_draws_its_prompt_leaves_one_prompt_under_it(
+    prompt: tuple[Any, Any, Any], drawn_first: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """readline draws its prompt on its own thread between its startup and pre-input hooks;
+    a message printed in that window, before or after the prompt is on the line, must end up
+    above a single prompt (CI once showed "> < half a line")."""
+    out, screen, stdout = prompt
+    monkeypatch.setattr(sys, "stdout", stdout)
+    out._prompt_drawing()  # readline's startup hook
+    if drawn_first:
+        sys.stdout.write("> ")  # readline draws the prompt
+    out.write("< news")
+    if not drawn_first:
+        sys.stdout.write("> ")
+    out._prompt_shown()  # readline's pre-input hook
+    assert _screen_lines(screen) == ["< news", ">"]
+    assert screen.cursor.x == 2
+    out.write("< more")  # and later messages go above the prompt as ever
+    assert _screen_lines(screen) == ["< news", "< more", ">"]

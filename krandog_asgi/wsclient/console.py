@@ -14,6 +14,7 @@ alike and never keeps the process alive); lines reach the event loop through a q
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import sys
 import threading
@@ -88,6 +89,14 @@ def _read_stdin(feed: Feed) -> None:
         feed(None)
 
 
+class PromptState(enum.Enum):
+    """Who owns the terminal's last line, as ``Prompt.write`` must know to print above it."""
+
+    IDLE = "idle"  # no readline call: a line printed goes where the cursor is
+    DRAWING = "drawing"  # readline is drawing its prompt: it may or may not be on the line yet
+    PROMPTING = "prompting"  # readline shows the prompt and owns the line
+
+
 class Prompt(Plain):
     """An interactive terminal: readline at a ``> `` prompt, messages printed above it."""
 
@@ -98,7 +107,8 @@ class Prompt(Plain):
         self.readline: Any = readline
         self.history_file = os.path.expanduser(history_file) if history_file else None
         self.lock = threading.Lock()
-        self.prompting = False  # readline shows the prompt and owns the current line
+        self.state = PromptState.IDLE
+        self.redraw = False  # a line was printed while the prompt was being drawn
         self.saved_tty: Any = None
         try:
             import termios
@@ -106,6 +116,7 @@ class Prompt(Plain):
             self.saved_tty = termios.tcgetattr(sys.stdin.fileno())
         except (ImportError, OSError):
             pass
+        readline.set_startup_hook(self._prompt_drawing)
         readline.set_pre_input_hook(self._prompt_shown)
         if self.history_file:
             try:
@@ -113,8 +124,21 @@ class Prompt(Plain):
             except OSError:
                 pass  # not there yet: created at exit
 
+    def _prompt_drawing(self) -> None:
+        """readline's startup hook: it draws the prompt next (on its own thread, GIL released),
+        then calls ``_prompt_shown``."""
+        with self.lock:
+            self.state = PromptState.DRAWING
+
     def _prompt_shown(self) -> None:
-        self.prompting = True
+        with self.lock:
+            self.state = PromptState.PROMPTING
+            if self.redraw:
+                # The line above was printed while the prompt was drawn, before or after it:
+                # draw it once, where readline's cursor is.
+                self.redraw = False
+                sys.stdout.write(f"\r\x1b[K{PROMPT}")
+                sys.stdout.flush()
 
     def note(self, text: str) -> None:
         self.write(text)
@@ -122,9 +146,13 @@ class Prompt(Plain):
     def write(self, text: str) -> None:
         """Print a line above the prompt: clear the line, print, draw prompt and buffer again."""
         with self.lock:
-            if self.prompting:
+            state = self.state
+            if state is PromptState.PROMPTING:
                 buffer = self.readline.get_line_buffer()
                 sys.stdout.write(f"\r\x1b[K{text}\n{PROMPT}{buffer}")
+            elif state is PromptState.DRAWING:
+                sys.stdout.write(f"\r\x1b[K{text}\n{PROMPT}")
+                self.redraw = True  # a second prompt may follow: _prompt_shown cleans up
             else:
                 sys.stdout.write(f"{text}\n")
             sys.stdout.flush()
@@ -142,11 +170,11 @@ class Prompt(Plain):
                     line = input(PROMPT)
                 except EOFError:  # Ctrl-D
                     with self.lock:
-                        self.prompting = False
+                        self.state = PromptState.IDLE
                         sys.stdout.write("\n")
                     return
                 with self.lock:
-                    self.prompting = False
+                    self.state = PromptState.IDLE
                 feed(line)
         finally:
             feed(None)
@@ -155,9 +183,9 @@ class Prompt(Plain):
         """Give the terminal back as it was: the reading thread may still be inside readline
         (the server closed while the user was typing), with echo off and the line raw."""
         with self.lock:
-            if self.prompting:
+            if self.state is not PromptState.IDLE:
                 sys.stdout.write("\r\x1b[K")
-                self.prompting = False
+                self.state = PromptState.IDLE
             sys.stdout.flush()
         if self.saved_tty is not None:
             import termios
