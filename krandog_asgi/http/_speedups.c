@@ -9,8 +9,8 @@
  * (Transfer-Encoding, Expect, Upgrade, X-Forwarded-*), on a server without --root-path.
  * Anything else returns None and read_request_head's Python rules decide, so every rule and
  * every error answer stays in one place: this function adds no rule of its own, it only
- * recognizes requests those rules would pass unchanged. Tests check it
- * against the Python path on generated heads (tests/http/test_request_head_fast.py).
+ * recognizes requests those rules would pass unchanged. Tests check it against the Python
+ * path on generated heads (tests/http/test_request_head_fast.py).
  *
  * ``constants``: (ASGI_VERSION dict, METHODS dict, the good-hosts set, the "1.1" string).
  */
@@ -134,11 +134,11 @@ new_scope(PyObject *const *values)
 
 /* The scope from what the connection holds; NULL on error, Py_None if it needs the rules. */
 static PyObject *
-build(PyObject *conn, PyObject *asgi, PyObject *version, PyObject *method, PyObject *url,
-      PyObject *headers)
+build(PyObject *conn, PyObject *config, PyObject *asgi, PyObject *version, PyObject *method,
+      PyObject *url, PyObject *headers)
 {
     PyObject *result = NULL, *raw_path = NULL, *query = NULL, *path = NULL;
-    PyObject *config = NULL, *root_path = NULL, *server = NULL, *client = NULL;
+    PyObject *root_path = NULL, *server = NULL, *client = NULL;
     PyObject *scheme = NULL, *state = NULL, *lifespan = NULL, *copy = NULL;
 
     int split = split_target(url, &raw_path, &query);
@@ -147,8 +147,7 @@ build(PyObject *conn, PyObject *asgi, PyObject *version, PyObject *method, PyObj
             result = Py_NewRef(Py_None);
         return result;
     }
-    if ((config = PyObject_GetAttr(conn, s_config)) == NULL ||
-        (root_path = PyObject_GetAttr(config, s_root_path)) == NULL)
+    if ((root_path = PyObject_GetAttr(config, s_root_path)) == NULL)
         goto done;
     if (!PyUnicode_CheckExact(root_path) || PyUnicode_GET_LENGTH(root_path) != 0) {
         result = Py_NewRef(Py_None); /* --root-path: the Python rules prefix it */
@@ -175,7 +174,6 @@ done:
     Py_XDECREF(raw_path);
     Py_XDECREF(query);
     Py_XDECREF(path);
-    Py_XDECREF(config);
     Py_XDECREF(root_path);
     Py_XDECREF(server);
     Py_XDECREF(client);
@@ -190,7 +188,7 @@ done:
  * pass it; 0 when the rules must decide (a 413, or a value they parse differently); -1 on
  * error. */
 static int
-length_within_limit(PyObject *length, PyObject *conn)
+length_within_limit(PyObject *length, PyObject *config)
 {
     if (!PyBytes_CheckExact(length))
         return 0;
@@ -204,11 +202,7 @@ length_within_limit(PyObject *length, PyObject *conn)
             return 0;
         value = value * 10 + (s[i] - '0');
     }
-    PyObject *config = PyObject_GetAttr(conn, s_config);
-    if (config == NULL)
-        return -1;
     PyObject *limit = PyObject_GetAttr(config, s_limit_request_body);
-    Py_DECREF(config);
     if (limit == NULL)
         return -1;
     int within = 0;
@@ -274,19 +268,25 @@ fast_scope(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int good = PySet_Contains(good_hosts, host);
     if (good <= 0)
         return good < 0 ? NULL : Py_NewRef(Py_None);
-    if (length != NULL) {
-        Py_INCREF(length); /* reading the limit runs Python code (a property could) */
-        int within = length_within_limit(length, conn);
-        Py_DECREF(length);
-        if (within <= 0)
-            return within < 0 ? NULL : Py_NewRef(Py_None);
-    }
+    Py_XINCREF(length); /* what follows runs Python code (a property could) */
     PyObject *method = known_method(parser, methods, v11);
-    if (method == NULL)
+    if (method == NULL) {
+        Py_XDECREF(length);
         return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
     Py_INCREF(method); /* the dict could lose it while the scope is built */
-    PyObject *scope = build(conn, asgi, v11, method, url, headers);
+    PyObject *scope = NULL;
+    PyObject *config = PyObject_GetAttr(conn, s_config); /* read once, for both uses */
+    if (config != NULL) {
+        int within = length == NULL ? 1 : length_within_limit(length, config);
+        if (within > 0)
+            scope = build(conn, config, asgi, v11, method, url, headers);
+        else if (within == 0)
+            scope = Py_NewRef(Py_None);
+        Py_DECREF(config);
+    }
     Py_DECREF(method);
+    Py_XDECREF(length);
     return scope;
 }
 

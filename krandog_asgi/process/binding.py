@@ -109,11 +109,10 @@ def _adopt_fd(options: ListenOptions) -> socket.socket:
             # Bound but not yet listening (as some supervisors pass it): listen() succeeds,
             # while a connected socket refuses with EINVAL.
             sock.listen(options.backlog)
-    except BindError:
-        sock.detach()
-        raise
     except OSError as exc:
         sock.detach()
+        if isinstance(exc, BindError):
+            raise
         if exc.errno == errno.EINVAL:
             raise _refused(errno.EINVAL, "not a listening socket", options) from exc
         raise bind_error(exc, options) from exc
