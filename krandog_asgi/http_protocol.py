@@ -20,9 +20,11 @@ import httptools
 from krandog_asgi.http.cycle import RequestCycle, RequestState, ResponseState
 from krandog_asgi.http.gather import GatheredWrites
 from krandog_asgi.http.request_head import (
+    FAST_CONSTANTS,
     RequestError,
     check_head_size,
     is_unknown_method,
+    plain_request,
     read_request_head,
 )
 from krandog_asgi.http.response import error_response
@@ -55,6 +57,18 @@ class Timer(enum.Enum):
 
 
 _NO_TIMER, _IDLE, _HEADER, _BODY, _LINGER = Timer
+
+
+class HeadState(enum.IntEnum):
+    """Where reading stands between requests; false while a body is read or input dropped."""
+
+    NONE = 0  # a body (or nothing: an error answer went out)
+    NEXT = 1  # the parser is at a message boundary: the next byte starts a head (CRLFs aside)
+    BEGUN = 2  # the parser holds part of a head
+
+
+_NO_HEAD, _NEXT_HEAD, _HEAD_BEGUN = HeadState
+_COMPLETE = RequestState.COMPLETE
 
 
 # Header names most requests carry, by their usual spellings, to one shared lower-case bytes:
@@ -95,6 +109,11 @@ _COMMON_NAMES = {
 }
 
 
+# What the C accelerator reads a plain request against (request_head.FAST_CONSTANTS and the
+# names above).
+_PLAIN_CONSTANTS = (*FAST_CONSTANTS, _COMMON_NAMES)
+
+
 class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
     # Mind the count: one more slot moved this object up an allocator size class, and the
     # freed objects of upgraded connections then cost 80 B of RSS per idle WebSocket (ws-idle).
@@ -117,6 +136,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "gathered",
         "head_bytes",
         "head_slack",
+        "head_state",
         "headers",
         "idle",
         "loop",
@@ -124,7 +144,6 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         "parsing",
         "pipeline",
         "read_paused",
-        "reading_head",
         "scheme",
         "server",
         "server_addr",
@@ -147,7 +166,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.pipeline: deque[RequestCycle] = deque()
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.reading_head = True
+        self.head_state = _NEXT_HEAD
         # Bytes of the head being read: counted per read, so an upper bound. ``head_slack``
         # bounds the part of it that came in the read which also ended the previous request.
         self.head_bytes = 0
@@ -384,7 +403,10 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             self.backlog += data  # parsing is suspended until the pipeline drains
             return
         if len(data) <= FEED_SLICE:
-            self.feed(data, b"")
+            if self.head_state is _NEXT_HEAD and plain_request is not None:
+                self.take_plain(data)
+            else:
+                self.feed(data, b"")
             return
         # A large read is parsed in slices while it may hold request heads, and parsing stops
         # once enough requests are queued: one read full of tiny pipelined requests must not
@@ -397,19 +419,70 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
                 self.backlog = data[start:]
                 self.pause_reading()
                 return
-            end = start + FEED_SLICE if self.reading_head or self.pipeline else n
+            end = start + FEED_SLICE if self.head_state or self.pipeline else n
             if not self.feed(view[start:end], view[end:]):
                 return
             start = end
 
-    def feed(self, data: bytes | memoryview, rest: bytes | memoryview) -> bool:
-        """Parse ``data`` (``rest`` follows it in the same read); False once parsing stopped."""
+    def take_plain(self, data: bytes) -> None:
+        """Take the bodyless requests at the start of a read without the parser.
+
+        The parser is at a message boundary (``_NEXT_HEAD``), so a complete head that the C
+        accelerator reads (``plain_request``: one llhttp and the head rules would pass
+        unchanged) is exactly what the parser would have given; whatever it does not take, from
+        the first such byte on, goes to the parser as the rest of this read."""
+        if self.discarding or self.closed or self.upgrade is not None or self.eof:
+            self.feed(data, b"")
+            return
+        last = self.pipeline[-1] if self.pipeline else self.cycle
+        if last is not None and not last.keep_alive:
+            self.feed(data, b"")  # the parser ignores what follows a closing request
+            return
+        state = self.state
+        keep_alive = state.keep_alive and not state.shutting_down
+        pos, size = 0, len(data)
+        while pos < size:
+            taken = plain_request(data, pos, self, _PLAIN_CONSTANTS)  # type: ignore[misc]
+            if taken is None:
+                break
+            scope, pos = taken
+            scope["extensions"] = state.scope_extensions.copy()
+            cycle = RequestCycle(self, scope, keep_alive, False)
+            cycle.request_state = _COMPLETE
+            if self.cycle is None:
+                self.cycle = self.starting = cycle
+            else:
+                self.pipeline.append(cycle)
+                self.pause_reading()
+        if not pos:
+            self.feed(data, b"")
+            return
+        # As on_headers_complete and on_message_complete leave them, for every request taken.
+        self.timer = _NO_TIMER
+        self.deadline = 0.0
+        self.idle.pop(self, None)
+        self.head_bytes = self.head_slack = 0
+        if pos < size:
+            self.feed(data[pos:], b"", continued=True)
+        if self.starting is not None:
+            self.start_app()
+
+    def feed(
+        self, data: bytes | memoryview, rest: bytes | memoryview, continued: bool = False
+    ) -> bool:
+        """Parse ``data`` (``rest`` follows it in the same read); False once parsing stopped.
+
+        ``continued``: ``data`` is the rest of a read whose first requests ``take_plain`` took;
+        a head it begins is counted as one begun after a request in the same read is (in
+        ``head_slack``, its deadline from ``on_url``)."""
         if self.discarding or self.closed:
             # (closed: we closed after a response; bytes a transport still delivers are late)
             return False
         self.feed_len = size = len(data)
-        reading_head = self.reading_head
-        if reading_head:
+        reading_head = self.head_state
+        if continued:
+            self.head_slack = size
+        elif reading_head:
             if self.head_bytes == 0 and self.timer is not _HEADER:
                 self.start_header_deadline()
             self.head_bytes += size
@@ -428,7 +501,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             return False
         if self.starting is not None:
             self.start_app()
-        if self.reading_head:
+        if self.head_state:
             if self.head_bytes > self.config.limit_request_headers:
                 self.send_error(431, "Request header fields too large.")
                 return False
@@ -532,7 +605,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         self.headers = []
         url = self.url
         self.url = b""
-        self.reading_head = False
+        self.head_state = _NO_HEAD
         self.deadline = 0.0
         self.timer = _NO_TIMER
         config = self.config
@@ -573,8 +646,11 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             except RequestError as error:  # over --limit-request-body
                 self.reject(error)
 
+    def on_message_begin(self) -> None:
+        self.head_state = _HEAD_BEGUN
+
     def on_message_complete(self) -> None:
-        self.reading_head = True
+        self.head_state = _NEXT_HEAD
         self.head_bytes = 0
         self.head_slack = self.feed_len
         if self.headers:
@@ -619,7 +695,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         """
         cycle.request_state = RequestState.BODY
         self.parsing = cycle
-        self.reading_head = False
+        self.head_state = _NO_HEAD
         parser = httptools.HttpRequestParser(_PrimedCallbacks(self))
         parser.set_dangerous_leniencies(lenient_version=True, lenient_data_after_close=True)
         close = b"" if cycle.keep_alive else b"connection: close\r\n"
@@ -653,7 +729,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         """Refuse the request being read. No byte after it can be trusted, so input is dropped
         from here on and the connection closes once the answer is out; responses to the valid
         requests before it (pipelined) are still sent first, in order."""
-        self.reading_head = False
+        self.head_state = _NO_HEAD
         self.deadline = 0.0
         self.timer = _NO_TIMER
         self.body_paused_at = 0.0
@@ -734,7 +810,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             return
         if (
             self.parsing is None
-            and self.reading_head
+            and self.head_state
             and self.head_bytes == 0
             and self.timer is not _HEADER  # a next request's head has begun
         ):
@@ -768,6 +844,10 @@ class _PrimedCallbacks:
         self.priming = True
         self.on_body = conn.on_body
         self.on_message_complete = conn.on_message_complete
+
+    def on_message_begin(self) -> None:
+        if not self.priming:
+            self.conn.on_message_begin()
 
     def on_url(self, url: bytes) -> None:
         if not self.priming:

@@ -1,18 +1,27 @@
-/* Optional accelerator for the HTTP request head (request_head.py has the rules).
+/* Optional accelerators for the HTTP request head (request_head.py has the rules).
  *
  *   fast_scope(parser, url, headers, conn, constants) -> dict | None
+ *   plain_request(data, pos, conn, constants) -> (scope, end) | None
  *
- * The common request builds its ASGI scope here in one C call: HTTP/1.1, an origin-form target
- * without "#" or "%" in its path, exactly one Host header whose value has already passed
- * request_head's check, a method request_head has already seen, at most one Content-Length of
- * plain digits within --limit-request-body, and none of the header fields that ask for a rule
- * (Transfer-Encoding, Expect, Upgrade, X-Forwarded-*), on a server without --root-path.
- * Anything else returns None and read_request_head's Python rules decide, so every rule and
- * every error answer stays in one place: this function adds no rule of its own, it only
- * recognizes requests those rules would pass unchanged. Tests check it against the Python
+ * fast_scope: the common request builds its ASGI scope here in one C call: HTTP/1.1, an
+ * origin-form target without "#" or "%" in its path, exactly one Host header whose value has
+ * already passed request_head's check, a method request_head has already seen, at most one
+ * Content-Length of plain digits within --limit-request-body, and none of the header fields
+ * that ask for a rule (Transfer-Encoding, Expect, Upgrade, X-Forwarded-*), on a server without
+ * --root-path. Anything else returns None and read_request_head's Python rules decide, so every
+ * rule and every error answer stays in one place: this function adds no rule of its own, it
+ * only recognizes requests those rules would pass unchanged. Tests check it against the Python
  * path on generated heads (tests/http/test_request_head_fast.py).
  *
- * ``constants``: (ASGI_VERSION dict, METHODS dict, the good-hosts set, the "1.1" string).
+ * plain_request goes one step further for the request with no body at all (most GETs): it
+ * reads the head itself from the bytes at ``pos``, with no parser, when the head is complete
+ * and in a form llhttp would parse to the same method, target and header list, and the
+ * rules would pass unchanged (fast_scope's conditions, no Content-Length, no Connection other
+ * than keep-alive). ``end`` is the offset just past the head, where the next request starts.
+ * Anything else returns None: the bytes go to llhttp as ever (HTTPProtocol.take_plain).
+ *
+ * ``constants``: (ASGI_VERSION dict, METHODS dict, the good-hosts set, the "1.1" string),
+ * and for plain_request also the table of common header names (HTTPProtocol's).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,7 +30,8 @@
 static PyObject *s_type, *s_http, *s_asgi, *s_http_version, *s_server, *s_client, *s_scheme,
     *s_method, *s_root_path, *s_path, *s_raw_path, *s_query_string, *s_headers, *s_state,
     *s_get_method, *s_get_http_version, *s_config, *s_server_addr, *s_lifespan_state,
-    *s_limit_request_body;
+    *s_limit_request_body, *s_limit_request_line, *s_limit_request_fields,
+    *s_limit_request_headers;
 
 #define NAME_IS(name, len, lit) ((len) == sizeof(lit) - 1 && memcmp((name), (lit), (len)) == 0)
 
@@ -290,10 +300,308 @@ fast_scope(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return scope;
 }
 
+/* -- plain_request: a bodyless head read without the parser ------------------------------ */
+
+static unsigned char tchar[256]; /* RFC 9110 §5.6.2 token characters; filled at import */
+
+static void
+fill_tchar(void)
+{
+    const char *extra = "!#$%&'*+-.^_`|~";
+    for (int c = '0'; c <= '9'; c++)
+        tchar[c] = 1;
+    for (int c = 'a'; c <= 'z'; c++)
+        tchar[c] = tchar[c - 'a' + 'A'] = 1;
+    for (const char *p = extra; *p; p++)
+        tchar[(unsigned char)*p] = 1;
+}
+
+/* Past "METHOD /target HTTP/1.1\r\n", or NULL when the line is incomplete or in any form
+ * other than the one llhttp and the rules agree on without a second look: an upper-case
+ * method, single spaces, an origin-form target of visible ASCII without "#", HTTP/1.1. */
+static const char *
+read_request_line(const char *p, const char *end, Py_ssize_t *method_len, const char **target,
+                  Py_ssize_t *target_len)
+{
+    const char *s = p;
+    while (p < end && *p >= 'A' && *p <= 'Z')
+        p++;
+    *method_len = p - s;
+    if (*method_len == 0 || *method_len > 20 || p == end || *p != ' ')
+        return NULL;
+    *target = ++p;
+    while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7F && *p != '#')
+        p++;
+    *target_len = p - *target;
+    if (*target_len == 0 || **target != '/' || end - p < 11 ||
+        memcmp(p, " HTTP/1.1\r\n", 11) != 0)
+        return NULL;
+    return p + 11;
+}
+
+/* Past one "name: value\r\n" line, or NULL when it is incomplete or not a plain field line:
+ * a token name right before ":", a value of visible ASCII, spaces and tabs, CRLF, and no
+ * obs-fold after it. The value comes without its surrounding whitespace, as llhttp and
+ * on_header's rstrip give it. */
+static const char *
+read_field_line(const char *p, const char *end, const char **name, Py_ssize_t *name_len,
+                const char **value, Py_ssize_t *value_len)
+{
+    *name = p;
+    while (p < end && tchar[(unsigned char)*p])
+        p++;
+    *name_len = p - *name;
+    if (*name_len == 0 || p == end || *p != ':')
+        return NULL;
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    *value = p;
+    while (p < end && (*p == '\t' || ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7F)))
+        p++;
+    const char *stop = p;
+    while (stop > *value && (stop[-1] == ' ' || stop[-1] == '\t'))
+        stop--;
+    *value_len = stop - *value;
+    if (end - p < 3 || p[0] != '\r' || p[1] != '\n' || p[2] == ' ' || p[2] == '\t')
+        return NULL; /* (a complete head has at least its final CRLF after this line) */
+    return p + 2;
+}
+
+static int
+equals_lower(const char *s, Py_ssize_t len, const char *lit)
+{
+    if ((size_t)len != strlen(lit))
+        return 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != lit[i])
+            return 0;
+    }
+    return 1;
+}
+
+enum field_kind { FIELD_PLAIN, FIELD_HOST, FIELD_REFUSED };
+
+/* What a field (lower-case name) means here: llhttp's framing and connection fields and the
+ * rules' fields send the request to the parser; ``Connection: keep-alive`` alone is plain. */
+static enum field_kind
+field_kind(const char *name, Py_ssize_t len, const char *value, Py_ssize_t value_len)
+{
+    if (NAME_IS(name, len, "host"))
+        return FIELD_HOST;
+    if (NAME_IS(name, len, "connection"))
+        return equals_lower(value, value_len, "keep-alive") ? FIELD_PLAIN : FIELD_REFUSED;
+    if (needs_rules(name, len) || NAME_IS(name, len, "content-length") ||
+        NAME_IS(name, len, "proxy-connection"))
+        return FIELD_REFUSED;
+    return FIELD_PLAIN;
+}
+
+/* A new bytes object: ``name`` in lower case, as on_header stores names. */
+static PyObject *
+lower_name(const char *name, Py_ssize_t len)
+{
+    PyObject *lower = PyBytes_FromStringAndSize(NULL, len);
+    if (lower == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(lower);
+    for (Py_ssize_t i = 0; i < len; i++) {
+        char c = name[i];
+        out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    return lower;
+}
+
+/* The lower-case name as a new reference: the shared bytes of ``common`` (on_header's
+ * table of usual spellings) when it has this spelling, else a new bytes object. */
+static PyObject *
+field_name(PyObject *common, const char *name, Py_ssize_t len)
+{
+    PyObject *sent = PyBytes_FromStringAndSize(name, len);
+    if (sent == NULL)
+        return NULL;
+    PyObject *shared = PyDict_GetItemWithError(common, sent); /* borrowed */
+    Py_DECREF(sent);
+    if (shared != NULL && PyBytes_CheckExact(shared))
+        return Py_NewRef(shared);
+    return PyErr_Occurred() ? NULL : lower_name(name, len);
+}
+
+/* Appends (name, value) to ``headers``; the Host value (borrowed from the list) in *host. 0,
+ * 1 when the field sends the request to the parser, -1 on error. */
+static int
+add_field(PyObject *headers, PyObject *common, const char *name, Py_ssize_t name_len,
+          const char *value, Py_ssize_t value_len, PyObject **host)
+{
+    PyObject *lower = field_name(common, name, name_len);
+    if (lower == NULL)
+        return -1;
+    enum field_kind kind = field_kind(PyBytes_AS_STRING(lower), name_len, value, value_len);
+    if (kind == FIELD_REFUSED || (kind == FIELD_HOST && *host != NULL)) {
+        Py_DECREF(lower);
+        return 1; /* (a second Host: a 400 for the rules to give) */
+    }
+    PyObject *item = NULL, *val = PyBytes_FromStringAndSize(value, value_len);
+    if (val != NULL)
+        item = PyTuple_Pack(2, lower, val);
+    Py_DECREF(lower);
+    Py_XDECREF(val);
+    if (item == NULL)
+        return -1;
+    int failed = PyList_Append(headers, item);
+    Py_DECREF(item);
+    if (kind == FIELD_HOST)
+        *host = val;
+    return failed;
+}
+
+/* The connection's head limits (--limit-request-line, -fields, -headers); -1 on error. */
+static int
+head_limits(PyObject *config, Py_ssize_t limits[3])
+{
+    PyObject *const names[3] = {s_limit_request_line, s_limit_request_fields,
+                                s_limit_request_headers};
+    for (int i = 0; i < 3; i++) {
+        PyObject *value = PyObject_GetAttr(config, names[i]);
+        if (value == NULL)
+            return -1;
+        limits[i] = PyLong_Check(value) ? PyLong_AsSsize_t(value) : -1;
+        Py_DECREF(value);
+        if (limits[i] == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+/* The header list of the head whose field lines start at ``p``, the bytes they count for
+ * --limit-request-headers in *size, the Host value (borrowed) in *host and the head's end in
+ * *past; Py_None when the head needs the parser; NULL on error. */
+static PyObject *
+read_fields(const char *p, const char *end, PyObject *common, Py_ssize_t max_fields,
+            Py_ssize_t *size, PyObject **host, const char **past)
+{
+    PyObject *headers = PyList_New(0);
+    if (headers == NULL)
+        return NULL;
+    *host = NULL;
+    while (!(end - p >= 2 && p[0] == '\r' && p[1] == '\n')) {
+        const char *name, *value;
+        Py_ssize_t name_len, value_len;
+        p = read_field_line(p, end, &name, &name_len, &value, &value_len);
+        int refused = p == NULL || PyList_GET_SIZE(headers) >= max_fields;
+        if (!refused)
+            refused = add_field(headers, common, name, name_len, value, value_len, host);
+        if (refused) {
+            Py_DECREF(headers);
+            return refused < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        *size += name_len + value_len + 4;
+    }
+    *past = p + 2;
+    return headers;
+}
+
+/* The cached method string (borrowed) for the method bytes, or NULL: not seen by the rules. */
+static PyObject *
+seen_method(PyObject *methods, const char *name, Py_ssize_t len)
+{
+    Py_ssize_t i = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(methods, &i, &key, &value)) {
+        if (PyBytes_CheckExact(key) && PyBytes_GET_SIZE(key) == len &&
+            memcmp(PyBytes_AS_STRING(key), name, (size_t)len) == 0)
+            return value;
+    }
+    return NULL;
+}
+
+/* (scope, end) for the head read from ``p``; Py_None when it needs the parser. */
+static PyObject *
+plain_scope(const char *start, const char *p, const char *end, PyObject *conn,
+            PyObject *config, PyObject *const *consts)
+{
+    Py_ssize_t limits[3], method_len, target_len, size;
+    const char *line = p, *target, *past;
+    if (head_limits(config, limits) < 0)
+        return NULL;
+    p = read_request_line(p, end, &method_len, &target, &target_len);
+    if (p == NULL || target_len > limits[0])
+        Py_RETURN_NONE;
+    PyObject *method = seen_method(consts[1], line, method_len);
+    if (method == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(method);
+    PyObject *host, *result = NULL, *url = NULL, *scope = NULL;
+    size = target_len;
+    PyObject *headers = read_fields(p, end, consts[4], limits[1], &size, &host, &past);
+    if (headers == NULL || headers == Py_None) {
+        result = headers;
+        goto done;
+    }
+    int good = host == NULL || size > limits[2] ? 0 : PySet_Contains(consts[2], host);
+    if (good <= 0) {
+        result = good < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    if ((url = PyBytes_FromStringAndSize(target, target_len)) == NULL)
+        goto done;
+    scope = build(conn, config, consts[0], consts[3], method, url, headers);
+    if (scope == NULL || scope == Py_None)
+        result = Py_XNewRef(scope);
+    else
+        result = Py_BuildValue("(On)", scope, (Py_ssize_t)(past - start));
+done:
+    Py_DECREF(method);
+    Py_XDECREF(headers);
+    Py_XDECREF(url);
+    Py_XDECREF(scope);
+    return result;
+}
+
+static PyObject *
+plain_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyLong_CheckExact(args[1]) || !PyTuple_CheckExact(args[3]) ||
+        PyTuple_GET_SIZE(args[3]) != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "plain_request(data: bytes, pos: int, conn, constants: tuple)");
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[0]))
+        Py_RETURN_NONE; /* a transport's bytearray or view: the parser reads it */
+    PyObject *const *consts = &PyTuple_GET_ITEM(args[3], 0);
+    if (!PyDict_CheckExact(consts[1]) || !PyAnySet_Check(consts[2]) ||
+        !PyUnicode_Check(consts[3]) || !PyDict_CheckExact(consts[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "plain_request: constants are (dict, dict, set, str, dict)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]), len = PyBytes_GET_SIZE(args[0]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    if (pos < 0 || pos > len) {
+        PyErr_SetString(PyExc_ValueError, "plain_request: pos is outside data");
+        return NULL;
+    }
+    PyObject *config = PyObject_GetAttr(args[2], s_config);
+    if (config == NULL)
+        return NULL;
+    const char *start = PyBytes_AS_STRING(args[0]);
+    PyObject *result = plain_scope(start, start + pos, start + len, args[2], config, consts);
+    Py_DECREF(config);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fast_scope", (PyCFunction)(void (*)(void))fast_scope, METH_FASTCALL,
      "fast_scope(parser, url, headers, conn, constants) -> dict | None: the scope of a request "
      "the head rules would pass unchanged, or None for the rules to decide."},
+    {"plain_request", (PyCFunction)(void (*)(void))plain_request, METH_FASTCALL,
+     "plain_request(data, pos, conn, constants) -> (scope, end) | None: a complete bodyless "
+     "head at data[pos:] read without the parser, or None for the parser to read."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -324,6 +632,9 @@ intern_all(void)
         {&s_server_addr, "server_addr"},
         {&s_lifespan_state, "lifespan_state"},
         {&s_limit_request_body, "limit_request_body"},
+        {&s_limit_request_line, "limit_request_line"},
+        {&s_limit_request_fields, "limit_request_fields"},
+        {&s_limit_request_headers, "limit_request_headers"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL &&
@@ -342,5 +653,6 @@ PyInit__speedups(void)
 {
     if (intern_all() < 0)
         return NULL;
+    fill_tchar();
     return PyModule_Create(&module);
 }

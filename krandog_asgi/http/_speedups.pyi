@@ -8,3 +8,6 @@ def fast_scope(
     constants: tuple[Any, ...],
     /,
 ) -> dict[str, Any] | None: ...
+def plain_request(
+    data: bytes, pos: int, conn: Any, constants: tuple[Any, ...], /
+) -> tuple[dict[str, Any], int] | None: ...

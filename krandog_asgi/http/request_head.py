@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASGI_VERSION",
+    "FAST_CONSTANTS",
     "HeadContext",
     "HeadParser",
     "RequestError",
@@ -32,6 +33,7 @@ __all__ = [
     "check_head_size",
     "fast_scope",
     "is_unknown_method",
+    "plain_request",
     "read_request_head",
     "read_request_head_py",
 ]
@@ -60,14 +62,16 @@ _METHOD_TOKEN_RE = re.compile(rb"[\r\n]*(%s) " % TOKEN_PATTERN.encode("ascii"))
 Headers = list[tuple[bytes, bytes]]  # names lower-cased, values as sent
 
 FastScope = Callable[[Any, bytes, Headers, Any, tuple[Any, ...]], "dict[str, Any] | None"]
+PlainRequest = Callable[[bytes, int, Any, tuple[Any, ...]], "tuple[dict[str, Any], int] | None"]
 fast_scope: FastScope | None
+plain_request: PlainRequest | None
 try:  # the C accelerator (setup.py); optional: the rules below build every scope without it
-    from krandog_asgi.http._speedups import fast_scope
+    from krandog_asgi.http._speedups import fast_scope, plain_request
 except ImportError:  # pragma: no cover - exercised by tests/test_runtime_compat.py
-    fast_scope = None
-# What fast_scope reads the common case against: the caches the rules fill, and the constant
-# version string (a WebSocket scope keeps its version, so never the parser's fresh copy).
-_FAST_CONSTANTS = (ASGI_VERSION, METHODS, _GOOD_HOSTS, "1.1")
+    fast_scope = plain_request = None
+# What the accelerator reads the common case against: the caches the rules fill, and the
+# constant version string (a WebSocket scope keeps its version, so never the parser's copy).
+FAST_CONSTANTS = (ASGI_VERSION, METHODS, _GOOD_HOSTS, "1.1")
 
 
 class RequestError(Exception):
@@ -111,7 +115,7 @@ def read_request_head(
     recognized by the C accelerator, which builds its scope in one call; it returns None for
     anything else, which the rules below then decide."""
     if fast_scope is not None:
-        scope = fast_scope(parser, url, headers, conn, _FAST_CONSTANTS)
+        scope = fast_scope(parser, url, headers, conn, FAST_CONSTANTS)
         if scope is not None:
             return scope, False, False
     return read_request_head_py(parser, url, headers, conn)

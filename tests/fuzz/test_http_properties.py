@@ -110,6 +110,53 @@ def test_raw_bytes_are_refused_with_one_4xx_and_never_raise(stream: bytes, cuts:
     check_http_stream(stream, cuts)
 
 
+# Plain heads, the C accelerator's parser-free path (http._speedups.plain_request): mostly
+# complete bodyless GETs the rules pass, over alphabets that reach every byte class it must
+# leave to llhttp (controls, DEL, obs-text, "#", "%", bare CR or LF, obs-fold, whitespace
+# around values), in pipelined runs with POSTs between them and cut anywhere. check_http_stream
+# holds the connection to the same scopes and bytes as without the accelerator.
+edge_bytes = st.sampled_from(list(b'\x00\t\x0b\x0c\r\n "#%<>\\^`{|}\x7f\x80\xe9\xff'))
+plain_byte = st.integers(0x21, 0x7E) | edge_bytes
+plain_value = mostly(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.just("\t"), max_size=20).map(
+        str.encode
+    ),
+    st.lists(plain_byte | st.just(0x20), max_size=12).map(bytes),
+)
+plain_name = mostly(
+    st.sampled_from([b"Accept", b"user-agent", b"COOKIE", b"Connection", b"X-Forwarded-For"])
+    | tokens.map(str.encode),
+    st.lists(plain_byte, min_size=1, max_size=8).map(bytes),
+)
+
+
+@st.composite
+def plain_requests(draw: st.DrawFn) -> bytes:
+    method = draw(mostly(st.sampled_from([b"GET", b"GET", b"HEAD", b"DELETE"]), header_bytes))
+    visible = st.lists(st.integers(0x21, 0x7E), max_size=16).map(bytes)
+    target = b"/" + draw(mostly(visible, st.lists(plain_byte, max_size=16).map(bytes)))
+    lines = [b"Host: x\r\n"] if draw(st.integers(0, 9)) else []
+    for _ in range(draw(st.integers(0, 3))):
+        name, value = draw(plain_name), draw(plain_value)
+        if name.lower() == b"connection":
+            value = draw(st.sampled_from([b"keep-alive", b"Keep-Alive", b"close", value]))
+        sep = draw(st.sampled_from([b": ", b":", b":\t ", b" :"]))
+        lines.append(name + sep + value + draw(mostly(st.just(b"\r\n"), header_bytes)))
+    lead = draw(st.sampled_from([b"", b"", b"", b"\r\n"]))
+    head = lead + method + b" " + target + b" HTTP/1.1\r\n" + b"".join(lines) + b"\r\n"
+    if draw(st.integers(0, 5)) == 0:
+        head += b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+    return head
+
+
+@FAST
+@given(stream=st.lists(plain_requests(), min_size=1, max_size=6).map(b"".join), cuts=cuts)
+@example(stream=b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n" * 3, cuts=[])
+@example(stream=b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET", cuts=[])
+def test_plain_heads_are_served_as_the_parser_serves_them(stream: bytes, cuts: list[int]) -> None:
+    check_http_stream(stream, cuts)
+
+
 def test_the_http_property_sees_both_outcomes() -> None:
     served = check_http_stream(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [4])
     assert served.startswith(b"HTTP/1.1 200 ")

@@ -42,7 +42,7 @@ def both(
         rules: Any = read_request_head_py(parser, url, headers, conn)  # type: ignore[arg-type]
     except (RequestError, ValueError) as error:  # (ValueError: a length httptools would refuse)
         rules = error
-    fast = request_head.fast_scope(parser, url, headers, conn, request_head._FAST_CONSTANTS)  # type: ignore[misc]
+    fast = request_head.fast_scope(parser, url, headers, conn, request_head.FAST_CONSTANTS)  # type: ignore[misc]
     return rules, fast
 
 
@@ -74,7 +74,7 @@ def test_a_real_parser_gives_the_same_scope() -> None:
     parser.feed_data(b"GET /x?q HTTP/1.1\r\nHost: example.com\r\n\r\n")
     conn = context()
     rules = read_request_head_py(parser, b"/x?q", HOST, conn)  # type: ignore[arg-type]
-    fast = request_head.fast_scope(parser, b"/x?q", HOST, conn, request_head._FAST_CONSTANTS)
+    fast = request_head.fast_scope(parser, b"/x?q", HOST, conn, request_head.FAST_CONSTANTS)
     assert fast is not None
     assert list(fast.items()) == list(rules[0].items())
 
@@ -159,7 +159,7 @@ def test_no_host_is_left_to_the_rules() -> None:
 def test_a_host_or_a_method_the_rules_have_not_passed_yet_is_left_to_them() -> None:
     parser, conn = Parser(b"GET", "1.1", False), context()
     unseen = [(b"host", b"never-seen-before.example:81")]
-    constants = request_head._FAST_CONSTANTS
+    constants = request_head.FAST_CONSTANTS
     assert request_head.fast_scope(parser, b"/", unseen, conn, constants) is None
     read_request_head_py(parser, b"/", unseen, conn)  # type: ignore[arg-type]
     assert request_head.fast_scope(parser, b"/", unseen, conn, constants) is not None
@@ -173,7 +173,7 @@ def test_a_root_path_is_left_to_the_rules() -> None:
 
 def test_header_items_other_than_byte_pairs_are_left_to_the_rules() -> None:
     parser, conn = Parser(b"GET", "1.1", False), context()
-    constants = request_head._FAST_CONSTANTS
+    constants = request_head.FAST_CONSTANTS
     odd = ([[b"host", b"example.com"]], [("host", b"example.com")], [(b"host", [b"x"])])
     for headers in odd:
         assert request_head.fast_scope(parser, b"/", headers, conn, constants) is None
@@ -181,7 +181,7 @@ def test_header_items_other_than_byte_pairs_are_left_to_the_rules() -> None:
 
 def test_wrong_argument_types_raise() -> None:
     parser, conn = Parser(b"GET", "1.1", False), context()
-    fast, constants = request_head.fast_scope, request_head._FAST_CONSTANTS
+    fast, constants = request_head.fast_scope, request_head.FAST_CONSTANTS
     with pytest.raises(TypeError):
         fast(parser, bytearray(b"/"), HOST, conn, constants)  # type: ignore[misc,arg-type]
     with pytest.raises(TypeError):
@@ -197,7 +197,7 @@ def test_errors_of_the_parser_and_the_connection_propagate() -> None:
         def get_http_version(self) -> str:
             raise RuntimeError("parser gone")
 
-    constants = request_head._FAST_CONSTANTS
+    constants = request_head.FAST_CONSTANTS
     with pytest.raises(RuntimeError, match="parser gone"):
         request_head.fast_scope(Broken(b"GET", "1.1", False), b"/", HOST, context(), constants)
     conn = context()

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from krandog_asgi import http_protocol as http_protocol_module
 from krandog_asgi.config import Config
 from krandog_asgi.http import request_head as request_head_module
 from krandog_asgi.http_protocol import HTTPProtocol
@@ -207,13 +208,14 @@ def _recording_scopes() -> Iterator[list[list[tuple[str, Any]]]]:
 
 @contextlib.contextmanager
 def _python_head_rules() -> Iterator[None]:
-    """Requests as they are read without the C accelerator's scope fast path."""
-    fast = request_head_module.fast_scope
-    request_head_module.fast_scope = None
+    """Requests as they are read without the C accelerator: every head through llhttp and
+    the Python rules."""
+    fast, plain = request_head_module.fast_scope, http_protocol_module.plain_request
+    request_head_module.fast_scope = http_protocol_module.plain_request = None
     try:
         yield
     finally:
-        request_head_module.fast_scope = fast
+        request_head_module.fast_scope, http_protocol_module.plain_request = fast, plain
 
 
 async def fuzz_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
