@@ -50,12 +50,14 @@ def test_the_c_mask_accelerator_is_built_and_used() -> None:
     otherwise only show as a slower server."""
     if _c_compiler() is None:
         pytest.skip("no C compiler on this machine: the accelerator is not built by design")
-    from krandog_asgi.http import _speedups as http_speedups, request_head
+    from krandog_asgi.http import _speedups as http_speedups, request_head, response
     from krandog_asgi.websocket import _speedups
 
     assert frames.apply_mask is _speedups.apply_mask
     assert frames.scan_messages is _speedups.scan_messages
     assert request_head.fast_scope is http_speedups.fast_scope
+    assert request_head.plain_request is http_speedups.plain_request
+    assert response.cached_head is http_speedups.cached_head
 
 
 _FALLBACK_CHECK = """
@@ -82,12 +84,16 @@ print("python-mask")
 _HTTP_FALLBACK_CHECK = """
 import asyncio, sys
 sys.modules["krandog_asgi.http._speedups"] = None  # as if it had not been built
-from krandog_asgi.http import request_head
+from krandog_asgi.http import request_head, response
 assert request_head.fast_scope is None, request_head.fast_scope
+assert request_head.plain_request is None, request_head.plain_request
+assert response.cached_head is None, response.cached_head
 from krandog_asgi.config import Config
+from krandog_asgi import http_protocol
 from krandog_asgi.http_protocol import HTTPProtocol
 from krandog_asgi.process.state import ServerState
 from tests.support.fakes import FakeTransport
+assert http_protocol.plain_request is None, http_protocol.plain_request
 
 seen = []
 

@@ -1,7 +1,9 @@
-/* Optional accelerators for the HTTP request head (request_head.py has the rules).
+/* Optional accelerators for the HTTP request head (request_head.py has the rules) and the
+ * response head (response.py's ResponseWriter.frame_head).
  *
  *   fast_scope(parser, url, headers, conn, constants) -> dict | None
  *   plain_request(data, pos, conn, constants) -> (scope, end) | None
+ *   cached_head(writer, message, defaults, head_request, http10, body_unread, caches) -> bool
  *
  * fast_scope: the common request builds its ASGI scope here in one C call: HTTP/1.1, an
  * origin-form target without "#" or "%" in its path, exactly one Host header whose value has
@@ -20,6 +22,11 @@
  * than keep-alive). ``end`` is the offset just past the head, where the next request starts.
  * Anything else returns None: the bytes go to llhttp as ever (HTTPProtocol.take_plain).
  *
+ * cached_head frames a response head whose status line and header list frame_head has
+ * already validated and rendered (its caches: response._HEADS, FINAL_STATUS_LINES), setting
+ * the writer's fields as frame_head does; anything else (a first sight, an app's own Server or
+ * Date, a 204 with a Content-Length, an IntEnum status) returns False and frame_head does it.
+ *
  * ``constants``: (ASGI_VERSION dict, METHODS dict, the good-hosts set, the "1.1" string),
  * and for plain_request also the table of common header names (HTTPProtocol's).
  */
@@ -31,7 +38,8 @@ static PyObject *s_type, *s_http, *s_asgi, *s_http_version, *s_server, *s_client
     *s_method, *s_root_path, *s_path, *s_raw_path, *s_query_string, *s_headers, *s_state,
     *s_get_method, *s_get_http_version, *s_config, *s_server_addr, *s_lifespan_state,
     *s_limit_request_body, *s_limit_request_line, *s_limit_request_fields,
-    *s_limit_request_headers;
+    *s_limit_request_headers, *s_status, *s_keep_alive, *s_chunked, *s_content_length,
+    *s_no_body, *s_pending_head;
 
 #define NAME_IS(name, len, lit) ((len) == sizeof(lit) - 1 && memcmp((name), (lit), (len)) == 0)
 
@@ -595,6 +603,153 @@ plain_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* -- cached_head: a response head whose header list was rendered before ------------------- */
+
+static const char CHUNKED_LINE[] = "transfer-encoding: chunked\r\n";
+static const char CLOSE_LINE[] = "connection: close\r\n";
+static const char KEEP_ALIVE_LINE[] = "connection: keep-alive\r\n";
+
+/* The key of ``message``'s header list in the rendered-heads cache (a new reference), or NULL
+ * with no error set when ResponseWriter.frame_head must read the list itself. */
+static PyObject *
+headers_key(PyObject *message)
+{
+    PyObject *headers = PyDict_GetItemWithError(message, s_headers); /* borrowed */
+    if (headers == NULL)
+        return PyErr_Occurred() ? NULL : PyTuple_New(0);
+    if (PyTuple_CheckExact(headers))
+        return Py_NewRef(headers);
+    if (PyList_CheckExact(headers))
+        return PyList_AsTuple(headers);
+    return NULL;
+}
+
+/* The cached (block, content_length, app_close, own_defaults) of ``message``'s headers as a
+ * new reference, when it holds nothing frame_head must look at again; else NULL (an error
+ * set or not). */
+static PyObject *
+cached_render(PyObject *message, PyObject *heads, long status)
+{
+    PyObject *key = headers_key(message);
+    if (key == NULL)
+        return NULL;
+    PyObject *entry = PyDict_GetItemWithError(heads, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError))
+            PyErr_Clear(); /* an item that cannot be a key: frame_head renders it */
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4 ||
+        !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0)) ||
+        PyTuple_GET_ITEM(entry, 3) != Py_False ||                      /* own Server/Date */
+        (PyTuple_GET_ITEM(entry, 1) != Py_None && status == 204))      /* CL dropped */
+        return NULL;
+    return Py_NewRef(entry);
+}
+
+static int
+set_attrs(PyObject *writer, PyObject *const *names, PyObject *const *values, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (PyObject_SetAttr(writer, names[i], values[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The head's bytes: status line, defaults, the app's lines and the framing lines. */
+static PyObject *
+join_head(PyObject *line, PyObject *defaults, PyObject *block, int chunked, int close,
+          int http10)
+{
+    const char *conn_line = close ? CLOSE_LINE : http10 ? KEEP_ALIVE_LINE : "";
+    size_t chunked_len = chunked ? sizeof(CHUNKED_LINE) - 1 : 0, conn_len = strlen(conn_line);
+    PyObject *const parts[3] = {line, defaults, block};
+    Py_ssize_t total = (Py_ssize_t)(chunked_len + conn_len + 2);
+    for (int i = 0; i < 3; i++)
+        total += PyBytes_GET_SIZE(parts[i]);
+    PyObject *head = PyBytes_FromStringAndSize(NULL, total);
+    if (head == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(head);
+    for (int i = 0; i < 3; i++) {
+        memcpy(out, PyBytes_AS_STRING(parts[i]), (size_t)PyBytes_GET_SIZE(parts[i]));
+        out += PyBytes_GET_SIZE(parts[i]);
+    }
+    memcpy(out, CHUNKED_LINE, chunked_len);
+    memcpy(out + chunked_len, conn_line, conn_len);
+    memcpy(out + chunked_len + conn_len, "\r\n", 2);
+    return head;
+}
+
+/* Frames the head as frame_head would, from the caches it fills; 1 done, 0 for frame_head. */
+static int
+frame_cached(PyObject *writer, PyObject *message, PyObject *defaults, int head_request,
+             int http10, int body_unread, PyObject *heads, PyObject *lines)
+{
+    PyObject *status = PyDict_GetItemWithError(message, s_status); /* borrowed */
+    if (status == NULL || !PyLong_CheckExact(status))
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *line = PyDict_GetItemWithError(lines, status);
+    if (line == NULL || !PyBytes_CheckExact(line))
+        return PyErr_Occurred() ? -1 : 0;
+    long code = PyLong_AsLong(status);
+    PyObject *entry = cached_render(message, heads, code);
+    if (entry == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *keep = PyObject_GetAttr(writer, s_keep_alive);
+    int keep_alive = keep == NULL ? -1 : PyObject_IsTrue(keep);
+    Py_XDECREF(keep);
+    PyObject *length = PyTuple_GET_ITEM(entry, 1), *head = NULL;
+    int no_body = code == 204 || code == 304 || head_request, chunked = 0, result = -1;
+    if (keep_alive < 0)
+        goto done;
+    keep_alive = keep_alive && !PyObject_IsTrue(PyTuple_GET_ITEM(entry, 2)) && !body_unread;
+    if (length == Py_None && !no_body) {
+        if (http10)
+            keep_alive = 0; /* close-delimited body */
+        else
+            chunked = 1;
+    }
+    head = join_head(line, defaults, PyTuple_GET_ITEM(entry, 0), chunked, !keep_alive, http10);
+    if (head != NULL) {
+        PyObject *const names[] = {s_chunked, s_keep_alive, s_content_length,
+                                   s_no_body, s_status,     s_pending_head};
+        PyObject *const values[] = {chunked ? Py_True : Py_False, keep_alive ? Py_True : Py_False,
+                                    length, no_body ? Py_True : Py_False, status, head};
+        result = set_attrs(writer, names, values, 6) < 0 ? -1 : 1;
+    }
+done:
+    Py_XDECREF(head);
+    Py_DECREF(entry);
+    return result;
+}
+
+static PyObject *
+cached_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyTuple_CheckExact(args[6]) || PyTuple_GET_SIZE(args[6]) != 2 ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(args[6], 0)) ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(args[6], 1))) {
+        PyErr_SetString(PyExc_TypeError, "cached_head(writer, message, defaults, head_request, "
+                                         "http10, body_unread, (heads, status_lines))");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(args[1]) || !PyBytes_CheckExact(args[2]))
+        Py_RETURN_FALSE;
+    int flags[3];
+    for (int i = 0; i < 3; i++) {
+        if ((flags[i] = PyObject_IsTrue(args[3 + i])) < 0)
+            return NULL;
+    }
+    int done = frame_cached(args[0], args[1], args[2], flags[0], flags[1], flags[2],
+                            PyTuple_GET_ITEM(args[6], 0), PyTuple_GET_ITEM(args[6], 1));
+    if (done < 0)
+        return NULL;
+    return PyBool_FromLong(done);
+}
+
 static PyMethodDef methods[] = {
     {"fast_scope", (PyCFunction)(void (*)(void))fast_scope, METH_FASTCALL,
      "fast_scope(parser, url, headers, conn, constants) -> dict | None: the scope of a request "
@@ -602,6 +757,9 @@ static PyMethodDef methods[] = {
     {"plain_request", (PyCFunction)(void (*)(void))plain_request, METH_FASTCALL,
      "plain_request(data, pos, conn, constants) -> (scope, end) | None: a complete bodyless "
      "head at data[pos:] read without the parser, or None for the parser to read."},
+    {"cached_head", (PyCFunction)(void (*)(void))cached_head, METH_FASTCALL,
+     "cached_head(writer, message, defaults, head_request, http10, body_unread, caches) -> "
+     "bool: frame a response head from ResponseWriter's caches, or False for frame_head."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -635,6 +793,12 @@ intern_all(void)
         {&s_limit_request_line, "limit_request_line"},
         {&s_limit_request_fields, "limit_request_fields"},
         {&s_limit_request_headers, "limit_request_headers"},
+        {&s_status, "status"},
+        {&s_keep_alive, "keep_alive"},
+        {&s_chunked, "chunked"},
+        {&s_content_length, "content_length"},
+        {&s_no_body, "no_body"},
+        {&s_pending_head, "pending_head"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL &&

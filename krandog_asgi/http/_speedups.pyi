@@ -11,3 +11,13 @@ def fast_scope(
 def plain_request(
     data: bytes, pos: int, conn: Any, constants: tuple[Any, ...], /
 ) -> tuple[dict[str, Any], int] | None: ...
+def cached_head(
+    writer: Any,
+    message: Any,
+    defaults: bytes,
+    head_request: bool,
+    http10: bool,
+    body_unread: bool,
+    caches: tuple[Any, ...],
+    /,
+) -> bool: ...

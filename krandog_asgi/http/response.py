@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from krandog_asgi._abnf import FIELD_VALUE_FORBIDDEN, TOKEN_BYTES
@@ -194,7 +195,19 @@ class ResponseWriter:
         self, message: Message, defaults: bytes, head_request: bool, http10: bool, body_unread: bool
     ) -> None:
         """Render ``message``'s head into ``pending_head``; ``body_unread``: the request body
-        may still follow (we never answered its ``Expect: 100-continue``)."""
+        may still follow (we never answered its ``Expect: 100-continue``).
+
+        The C accelerator does the same from this method's caches for a head seen before."""
+        if cached_head is not None and cached_head(
+            self, message, defaults, head_request, http10, body_unread, HEAD_CACHES
+        ):
+            return
+        self.frame_head_py(message, defaults, head_request, http10, body_unread)
+
+    def frame_head_py(
+        self, message: Message, defaults: bytes, head_request: bool, http10: bool, body_unread: bool
+    ) -> None:
+        """``frame_head`` in Python alone (the tests hold the accelerator to it)."""
         status = message["status"]
         # Only an exact int may hit the cache: 200.0 and True hash like 200 and 1.
         status_text = FINAL_STATUS_LINES.get(status) if type(status) is int else None
@@ -308,6 +321,15 @@ def _render_header(header: Any) -> tuple[bytes, int]:
 # response head costs one lookup instead of a loop over its headers.
 _HEADS: dict[tuple[Any, ...], tuple[bytes, int | None, bool, bool]] = {}
 _HEADS_SIZE = 256
+# What the C accelerator frames a head seen before from.
+HEAD_CACHES = (_HEADS, FINAL_STATUS_LINES)
+
+CachedHead = Callable[[Any, "Message", bytes, bool, bool, bool, tuple[Any, ...]], bool]
+cached_head: CachedHead | None
+try:  # optional (setup.py): frame_head_py frames every head without it
+    from krandog_asgi.http._speedups import cached_head
+except ImportError:  # pragma: no cover - exercised by tests/test_runtime_compat.py
+    cached_head = None
 
 
 def _render_headers(headers: Any) -> tuple[bytes, int | None, bool, bool]:
