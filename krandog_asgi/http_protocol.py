@@ -428,9 +428,9 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         """Take the bodyless requests at the start of a read without the parser.
 
         The parser is at a message boundary (``_NEXT_HEAD``), so a complete head that the C
-        accelerator reads (``plain_request``: one llhttp and the head rules would pass
-        unchanged) is exactly what the parser would have given; whatever it does not take, from
-        the first such byte on, goes to the parser as the rest of this read."""
+        accelerator reads (``plain_request``: a head llhttp and the head rules would pass
+        unchanged) gets exactly what the parser would have given; from the first head it does
+        not take, the rest of this read goes to the parser."""
         if self.discarding or self.closed or self.upgrade is not None or self.eof:
             self.feed(data, b"")
             return
