@@ -232,7 +232,10 @@ class Broker:
         self._beat_now.set()
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        # Ends on ``_closed`` as well as on close()'s cancel, which close() then waits for: a
+        # cancellation can be lost on its way (asyncio.wait_for before 3.12 drops one that
+        # meets the inner future's completion; a client library may swallow one too).
+        while not self._closed:
             try:
                 await asyncio.wait_for(self._beat_now.wait(), self.heartbeat)
             except asyncio.TimeoutError:

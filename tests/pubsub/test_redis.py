@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from krandog_asgi.pubsub import PublishError, Subscription, create_broker
+from krandog_asgi.pubsub.presence import Presence
 from krandog_asgi.pubsub.redis_backend import SETTLE
 from tests.pubsub.conftest import HEARTBEAT, TTL, started
 from tests.pubsub.redis_server import RedisServer
@@ -221,6 +222,37 @@ def test_entries_of_a_broker_that_died_expire_and_are_reaped_once(redis: RedisSe
             task.cancel()
 
     run(main(), timeout=60)
+
+
+def test_close_ends_the_heartbeat_even_when_its_cancellation_is_lost(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat step that swallows close()'s cancel (as asyncio.wait_for can on 3.11, or
+    a client library) must not leave close() waiting for the heartbeat task forever (this
+    hung the died-broker test above once in CI)."""
+    steps = 0
+
+    async def swallowing_heartbeat(self: Presence, reap: bool = True) -> None:
+        nonlocal steps
+        steps += 1
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            if steps > 1:
+                raise  # (only the first one is lost: a broken close fails, it does not hang)
+            return  # the cancel is lost here
+
+    async def main() -> None:
+        broker = await started(redis.url)
+        assert await broker.presence("chat").join("alice")
+        monkeypatch.setattr(Presence, "_heartbeat", swallowing_heartbeat)
+        broker._kick_heartbeat()
+        while not steps:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(broker.close(), 5)
+        assert steps == 1
+
+    run(main())
 
 
 def test_presence_is_rebuilt_after_redis_restarts_empty(redis: RedisServer) -> None:
