@@ -376,16 +376,19 @@ read_field_line(const char *p, const char *end, const char **name, Py_ssize_t *n
     return p + 2;
 }
 
+static inline char
+lower_ascii(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
 static int
 equals_lower(const char *s, Py_ssize_t len, const char *lit)
 {
     if ((size_t)len != strlen(lit))
         return 0;
     for (Py_ssize_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != lit[i])
+        if (lower_ascii(s[i]) != lit[i])
             return 0;
     }
     return 1;
@@ -416,10 +419,8 @@ lower_name(const char *name, Py_ssize_t len)
     if (lower == NULL)
         return NULL;
     char *out = PyBytes_AS_STRING(lower);
-    for (Py_ssize_t i = 0; i < len; i++) {
-        char c = name[i];
-        out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-    }
+    for (Py_ssize_t i = 0; i < len; i++)
+        out[i] = lower_ascii(name[i]);
     return lower;
 }
 
@@ -636,7 +637,7 @@ cached_render(PyObject *message, PyObject *heads, long status)
     PyObject *entry = PyDict_GetItemWithError(heads, key); /* borrowed */
     Py_DECREF(key);
     if (entry == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError))
+        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_TypeError))
             PyErr_Clear(); /* an item that cannot be a key: frame_head renders it */
         return NULL;
     }

@@ -298,3 +298,18 @@ def test_a_read_that_is_not_bytes_is_left_to_the_parser() -> None:
     assert plain(GET, conn) is not None
     assert plain(bytearray(GET), conn) is None  # type: ignore[arg-type]
     assert plain(memoryview(GET), conn) is None  # type: ignore[arg-type]
+
+
+def test_wrong_argument_types_raise() -> None:
+    conn, constants = context(), http_protocol._PLAIN_CONSTANTS
+    fast: Any = request_head.plain_request
+    with pytest.raises(TypeError):
+        fast(GET, 0, conn)  # too few
+    with pytest.raises(TypeError):
+        fast(GET, "0", conn, constants)
+    with pytest.raises(TypeError):
+        fast(GET, 0, conn, constants[:4])  # without the common names
+    with pytest.raises(TypeError):
+        fast(GET, 0, conn, (*constants[:4], []))
+    with pytest.raises(ValueError):
+        fast(GET, -1, conn, constants)

@@ -119,3 +119,19 @@ def test_own_defaults_are_not_framed_even_once_cached() -> None:
     assert b"date: then\r\n" in python[0]
     assert b"date: Mon" not in python[0]  # the app's Date replaced ours, our Server stays
     assert b"server: krandog-asgi\r\n" in python[0]
+
+
+def test_wrong_argument_types_raise() -> None:
+    fast: Any = response.cached_head
+    message = {"status": 200, "headers": []}
+    with pytest.raises(TypeError):
+        fast(Writer(True), message, DEFAULTS, False, False, False)  # no caches
+    with pytest.raises(TypeError):
+        fast(Writer(True), message, DEFAULTS, False, False, False, (HEAD_CACHES[0],))
+    with pytest.raises(TypeError):
+        fast(Writer(True), message, DEFAULTS, False, False, False, ([], {}))
+    # a message or defaults of another type: frame_head's business, not an error
+    assert (
+        fast(Writer(True), [("status", 200)], DEFAULTS, False, False, False, HEAD_CACHES) is False
+    )
+    assert fast(Writer(True), message, "defaults", False, False, False, HEAD_CACHES) is False
