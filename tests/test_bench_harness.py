@@ -74,6 +74,32 @@ def test_servers_file_lists_names_families_probes_and_optional_servers(tmp_path:
 def test_the_committed_servers_file_has_every_peer_the_issue_names() -> None:
     names = {s.name for s in measure.load_servers(str(BENCH / "servers.txt"))}
     assert {"uvicorn", "uvicorn-sansio", "granian", "socketify", "krandog"} <= names
+    assert {"raw-httptools", "raw-picows"} <= names  # the limits every ratio is read against
+
+
+def test_the_raw_http_limit_answers_every_bench_route_as_the_asgi_app_does(tmp_path: Path) -> None:
+    """bench/apps/raw_limit.py --kind http: the same bodies, framing and keep-alive."""
+    import httpx
+
+    env = measure.server_env(sys.prefix, sys.executable)
+    command = f"{sys.executable} raw_limit.py --kind http --port $PORT"
+    srv = measure.Server(command, env, "0", str(tmp_path / "server.log"))
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=f"http://127.0.0.1:{srv.port}") as client:
+            hello = client.get("/")
+            data = client.get("/json")
+            echo = client.post("/echo", content=b"x" * 16384)
+            stream = client.get("/stream")
+            missing = client.get("/nope")
+    finally:
+        srv.stop()
+    assert (hello.status_code, hello.content) == (200, b"Hello, world!")
+    assert data.json() == {"message": "Hello, world!"}
+    assert echo.content == b"x" * 16384
+    assert stream.headers["transfer-encoding"] == "chunked"
+    assert stream.content == b"s" * (16 * 65536)
+    assert missing.status_code == 404
 
 
 def record(server: str, workload: str, rnd: int, value: float | None, **extra: Any) -> dict:
