@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn, cast
 
 import httptools
 
-from krandog_asgi.http.cycle import RequestCycle, RequestState, ResponseState
+from krandog_asgi.http.cycle import HIGH_WATER, RequestCycle, RequestState, ResponseState
 from krandog_asgi.http.gather import GatheredWrites
 from krandog_asgi.http.request_head import (
     FAST_CONSTANTS,
@@ -402,70 +402,83 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
         if self.backlog:
             self.backlog += data  # parsing is suspended until the pipeline drains
             return
-        if len(data) <= FEED_SLICE:
-            if self.head_state is _NEXT_HEAD and plain_request is not None:
-                self.take_plain(data)
-            else:
-                self.feed(data, b"")
+        if self.head_state is _NEXT_HEAD and plain_request is not None:
+            taken = self.take_plain(data)
+            if taken:
+                if taken < len(data):
+                    self.feed_read(memoryview(data)[taken:], True)  # feed() starts the apps
+                else:
+                    self.start_app()
+                return
+        self.feed_read(data, False)
+
+    def feed_read(self, data: bytes | memoryview, continued: bool) -> None:
+        """Give a read (or what ``take_plain`` left of it: ``continued``) to the parser.
+
+        A large read is parsed in slices while it may hold request heads, and parsing stops
+        once enough requests are queued: one read full of tiny pipelined requests must not
+        become thousands of request objects at once. Inside a single request's body (an
+        upload) the rest goes in one piece. The slices are views: no copy of the read."""
+        if len(data) <= FEED_SLICE and len(self.pipeline) < PIPELINE_LIMIT:
+            self.feed(data, b"", continued)
             return
-        # A large read is parsed in slices while it may hold request heads, and parsing stops
-        # once enough requests are queued: one read full of tiny pipelined requests must not
-        # become thousands of request objects at once. Inside a single request's body (an
-        # upload) the rest goes in one piece. The slices are views: no copy of the read.
         view = memoryview(data)
         start, n = 0, len(data)
         while start < n:
             if len(self.pipeline) >= PIPELINE_LIMIT:
-                self.backlog = data[start:]
+                self.start_app()  # (what take_plain queued first)
+                self.backlog = bytes(view[start:])
                 self.pause_reading()
                 return
             end = start + FEED_SLICE if self.head_state or self.pipeline else n
-            if not self.feed(view[start:end], view[end:]):
+            if not self.feed(view[start:end], view[end:], continued):
                 return
-            start = end
+            start, continued = end, False
 
-    def take_plain(self, data: bytes) -> None:
-        """Take the bodyless requests at the start of a read without the parser.
+    def take_plain(self, data: bytes) -> int:
+        """Take the requests at the start of a read that need no parser; how many bytes.
 
-        The parser is at a message boundary (``_NEXT_HEAD``), so a complete head that the C
+        The parser is at a message boundary (``_NEXT_HEAD``), so a complete request that the C
         accelerator reads (``plain_request``: a head llhttp and the head rules would pass
-        unchanged) gets exactly what the parser would have given; from the first head it does
-        not take, the rest of this read goes to the parser."""
+        unchanged, with no body or all of its Content-Length body in this read) gets exactly
+        what the parser would have given; from the first one it does not take, the caller
+        gives the rest of this read to the parser. The apps are left for ``start_app``."""
         if self.discarding or self.closed or self.upgrade is not None or self.eof:
-            self.feed(data, b"")
-            return
+            return 0
         last = self.pipeline[-1] if self.pipeline else self.cycle
         if last is not None and not last.keep_alive:
-            self.feed(data, b"")  # the parser ignores what follows a closing request
-            return
+            return 0  # the parser ignores what follows a closing request
         state = self.state
         keep_alive = state.keep_alive and not state.shutting_down
         pos, size = 0, len(data)
+        pipeline = self.pipeline
         while pos < size:
             taken = plain_request(data, pos, self, _PLAIN_CONSTANTS)  # type: ignore[misc]
             if taken is None:
                 break
-            scope, pos = taken
+            scope, pos, body = taken
             scope["extensions"] = state.scope_extensions.copy()
             cycle = RequestCycle(self, scope, keep_alive, False)
             cycle.request_state = _COMPLETE
+            if body:
+                cycle.body.append(body)
+                cycle.received = cycle.body_size = len(body)
+                if cycle.body_size > HIGH_WATER:
+                    self.pause_reading()  # as RequestCycle.on_body: resumed by receive()
             if self.cycle is None:
                 self.cycle = self.starting = cycle
             else:
-                self.pipeline.append(cycle)
+                pipeline.append(cycle)
                 self.pause_reading()
-        if not pos:
-            self.feed(data, b"")
-            return
-        # As on_headers_complete and on_message_complete leave them, for every request taken.
-        self.timer = _NO_TIMER
-        self.deadline = 0.0
-        self.idle.pop(self, None)
-        self.head_bytes = self.head_slack = 0
-        if pos < size:
-            self.feed(data[pos:], b"", continued=True)
-        if self.starting is not None:
-            self.start_app()
+                if len(pipeline) >= PIPELINE_LIMIT:
+                    break  # the rest waits in the backlog (feed_read)
+        if pos:
+            # As on_headers_complete and on_message_complete leave them, for every request.
+            self.timer = _NO_TIMER
+            self.deadline = 0.0
+            self.idle.pop(self, None)
+            self.head_bytes = self.head_slack = 0
+        return pos
 
     def feed(
         self, data: bytes | memoryview, rest: bytes | memoryview, continued: bool = False

@@ -203,10 +203,10 @@ done:
 }
 
 /* 1 when ``length`` is plain digits within the connection's body limit, as the rules would
- * pass it; 0 when the rules must decide (a 413, or a value they parse differently); -1 on
- * error. */
+ * pass it, with its value in *out; 0 when the rules must decide (a 413, or a value they parse
+ * differently); -1 on error. */
 static int
-length_within_limit(PyObject *length, PyObject *config)
+length_within_limit(PyObject *length, PyObject *config, long long *out)
 {
     if (!PyBytes_CheckExact(length))
         return 0;
@@ -220,6 +220,7 @@ length_within_limit(PyObject *length, PyObject *config)
             return 0;
         value = value * 10 + (s[i] - '0');
     }
+    *out = value;
     PyObject *limit = PyObject_GetAttr(config, s_limit_request_body);
     if (limit == NULL)
         return -1;
@@ -296,7 +297,8 @@ fast_scope(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *scope = NULL;
     PyObject *config = PyObject_GetAttr(conn, s_config); /* read once, for both uses */
     if (config != NULL) {
-        int within = length == NULL ? 1 : length_within_limit(length, config);
+        long long value;
+        int within = length == NULL ? 1 : length_within_limit(length, config, &value);
         if (within > 0)
             scope = build(conn, config, asgi, v11, method, url, headers);
         else if (within == 0)
@@ -308,7 +310,7 @@ fast_scope(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return scope;
 }
 
-/* -- plain_request: a bodyless head read without the parser ------------------------------ */
+/* -- plain_request: a request with no body or a Content-Length one, read without llhttp -- */
 
 static unsigned char tchar[256]; /* RFC 9110 §5.6.2 token characters; filled at import */
 
@@ -394,19 +396,21 @@ equals_lower(const char *s, Py_ssize_t len, const char *lit)
     return 1;
 }
 
-enum field_kind { FIELD_PLAIN, FIELD_HOST, FIELD_REFUSED };
+enum field_kind { FIELD_PLAIN, FIELD_HOST, FIELD_LENGTH, FIELD_REFUSED };
 
-/* What a field (lower-case name) means here: llhttp's framing and connection fields and the
- * rules' fields send the request to the parser; ``Connection: keep-alive`` alone is plain. */
+/* What a field (lower-case name) means here: Transfer-Encoding, the connection fields and the
+ * rules' fields send the request to the parser; ``Connection: keep-alive`` alone is plain; a
+ * Content-Length is the one body framing read here. */
 static enum field_kind
 field_kind(const char *name, Py_ssize_t len, const char *value, Py_ssize_t value_len)
 {
     if (NAME_IS(name, len, "host"))
         return FIELD_HOST;
+    if (NAME_IS(name, len, "content-length"))
+        return FIELD_LENGTH;
     if (NAME_IS(name, len, "connection"))
         return equals_lower(value, value_len, "keep-alive") ? FIELD_PLAIN : FIELD_REFUSED;
-    if (needs_rules(name, len) || NAME_IS(name, len, "content-length") ||
-        NAME_IS(name, len, "proxy-connection"))
+    if (needs_rules(name, len) || NAME_IS(name, len, "proxy-connection"))
         return FIELD_REFUSED;
     return FIELD_PLAIN;
 }
@@ -439,19 +443,21 @@ field_name(PyObject *common, const char *name, Py_ssize_t len)
     return PyErr_Occurred() ? NULL : lower_name(name, len);
 }
 
-/* Appends (name, value) to ``headers``; the Host value (borrowed from the list) in *host. 0,
- * 1 when the field sends the request to the parser, -1 on error. */
+/* Appends (name, value) to ``headers``; the Host and Content-Length values (borrowed from
+ * the list) in fields[0] and fields[1]. 0, 1 when the field sends the request to the parser,
+ * -1 on error. */
 static int
 add_field(PyObject *headers, PyObject *common, const char *name, Py_ssize_t name_len,
-          const char *value, Py_ssize_t value_len, PyObject **host)
+          const char *value, Py_ssize_t value_len, PyObject **fields)
 {
     PyObject *lower = field_name(common, name, name_len);
     if (lower == NULL)
         return -1;
     enum field_kind kind = field_kind(PyBytes_AS_STRING(lower), name_len, value, value_len);
-    if (kind == FIELD_REFUSED || (kind == FIELD_HOST && *host != NULL)) {
+    if (kind == FIELD_REFUSED || (kind == FIELD_HOST && fields[0] != NULL) ||
+        (kind == FIELD_LENGTH && fields[1] != NULL)) {
         Py_DECREF(lower);
-        return 1; /* (a second Host: a 400 for the rules to give) */
+        return 1; /* (a second Host or Content-Length: a 400 for the rules or llhttp) */
     }
     PyObject *item = NULL, *val = PyBytes_FromStringAndSize(value, value_len);
     if (val != NULL)
@@ -463,7 +469,9 @@ add_field(PyObject *headers, PyObject *common, const char *name, Py_ssize_t name
     int failed = PyList_Append(headers, item);
     Py_DECREF(item);
     if (kind == FIELD_HOST)
-        *host = val;
+        fields[0] = val;
+    else if (kind == FIELD_LENGTH)
+        fields[1] = val;
     return failed;
 }
 
@@ -486,23 +494,24 @@ head_limits(PyObject *config, Py_ssize_t limits[3])
 }
 
 /* The header list of the head whose field lines start at ``p``, the bytes they count for
- * --limit-request-headers in *size, the Host value (borrowed) in *host and the head's end in
- * *past; Py_None when the head needs the parser; NULL on error. */
+ * --limit-request-headers in *size, the Host and Content-Length values (borrowed, or NULL) in
+ * fields[0] and fields[1] and the head's end in *past; Py_None when the head needs the
+ * parser; NULL on error. */
 static PyObject *
 read_fields(const char *p, const char *end, PyObject *common, Py_ssize_t max_fields,
-            Py_ssize_t *size, PyObject **host, const char **past)
+            Py_ssize_t *size, PyObject **fields, const char **past)
 {
     PyObject *headers = PyList_New(0);
     if (headers == NULL)
         return NULL;
-    *host = NULL;
+    fields[0] = fields[1] = NULL;
     while (!(end - p >= 2 && p[0] == '\r' && p[1] == '\n')) {
         const char *name, *value;
         Py_ssize_t name_len, value_len;
         p = read_field_line(p, end, &name, &name_len, &value, &value_len);
         int refused = p == NULL || PyList_GET_SIZE(headers) >= max_fields;
         if (!refused)
-            refused = add_field(headers, common, name, name_len, value, value_len, host);
+            refused = add_field(headers, common, name, name_len, value, value_len, fields);
         if (refused) {
             Py_DECREF(headers);
             return refused < 0 ? NULL : Py_NewRef(Py_None);
@@ -527,7 +536,28 @@ seen_method(PyObject *methods, const char *name, Py_ssize_t len)
     return NULL;
 }
 
-/* (scope, end) for the head read from ``p``; Py_None when it needs the parser. */
+/* The body a Content-Length value frames from ``past``: 1 with a new bytes object in *body and
+ * its end in *stop; 0 when the rules or the parser must see the request (a value they would
+ * refuse or read otherwise, one over --limit-request-body, a body that does not end in this
+ * read); -1 on error. */
+static int
+read_body(PyObject *length, PyObject *config, const char *past, const char *end,
+          PyObject **body, const char **stop)
+{
+    long long size;
+    int within = length_within_limit(length, config, &size);
+    if (within <= 0)
+        return within;
+    if (size > end - past)
+        return 0;
+    if ((*body = PyBytes_FromStringAndSize(past, (Py_ssize_t)size)) == NULL)
+        return -1;
+    *stop = past + size;
+    return 1;
+}
+
+/* (scope, end, body) for the request read from ``p`` (body None without a Content-Length);
+ * Py_None when it needs the parser. */
 static PyObject *
 plain_scope(const char *start, const char *p, const char *end, PyObject *conn,
             PyObject *config, PyObject *const *consts)
@@ -543,14 +573,16 @@ plain_scope(const char *start, const char *p, const char *end, PyObject *conn,
     if (method == NULL)
         Py_RETURN_NONE;
     Py_INCREF(method);
-    PyObject *host, *result = NULL, *url = NULL, *scope = NULL;
+    PyObject *fields[2], *result = NULL, *url = NULL, *scope = NULL, *body = NULL;
     size = target_len;
-    PyObject *headers = read_fields(p, end, consts[4], limits[1], &size, &host, &past);
+    PyObject *headers = read_fields(p, end, consts[4], limits[1], &size, fields, &past);
     if (headers == NULL || headers == Py_None) {
         result = headers;
         goto done;
     }
-    int good = host == NULL || size > limits[2] ? 0 : PySet_Contains(consts[2], host);
+    int good = fields[0] == NULL || size > limits[2] ? 0 : PySet_Contains(consts[2], fields[0]);
+    if (good > 0 && fields[1] != NULL)
+        good = read_body(fields[1], config, past, end, &body, &past);
     if (good <= 0) {
         result = good < 0 ? NULL : Py_NewRef(Py_None);
         goto done;
@@ -561,12 +593,14 @@ plain_scope(const char *start, const char *p, const char *end, PyObject *conn,
     if (scope == NULL || scope == Py_None)
         result = Py_XNewRef(scope);
     else
-        result = Py_BuildValue("(On)", scope, (Py_ssize_t)(past - start));
+        result = Py_BuildValue("(OnO)", scope, (Py_ssize_t)(past - start),
+                               body == NULL ? Py_None : body);
 done:
     Py_DECREF(method);
     Py_XDECREF(headers);
     Py_XDECREF(url);
     Py_XDECREF(scope);
+    Py_XDECREF(body);
     return result;
 }
 
@@ -756,8 +790,9 @@ static PyMethodDef methods[] = {
      "fast_scope(parser, url, headers, conn, constants) -> dict | None: the scope of a request "
      "the head rules would pass unchanged, or None for the rules to decide."},
     {"plain_request", (PyCFunction)(void (*)(void))plain_request, METH_FASTCALL,
-     "plain_request(data, pos, conn, constants) -> (scope, end) | None: a complete bodyless "
-     "head at data[pos:] read without the parser, or None for the parser to read."},
+     "plain_request(data, pos, conn, constants) -> (scope, end, body) | None: a complete "
+     "request at data[pos:], bodyless (body None) or with all of its Content-Length body, "
+     "read without the parser, or None for the parser to read."},
     {"cached_head", (PyCFunction)(void (*)(void))cached_head, METH_FASTCALL,
      "cached_head(writer, message, defaults, head_request, http10, body_unread, caches) -> "
      "bool: frame a response head from ResponseWriter's caches, or False for frame_head."},

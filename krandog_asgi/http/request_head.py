@@ -62,7 +62,9 @@ _METHOD_TOKEN_RE = re.compile(rb"[\r\n]*(%s) " % TOKEN_PATTERN.encode("ascii"))
 Headers = list[tuple[bytes, bytes]]  # names lower-cased, values as sent
 
 FastScope = Callable[[Any, bytes, Headers, Any, tuple[Any, ...]], "dict[str, Any] | None"]
-PlainRequest = Callable[[bytes, int, Any, tuple[Any, ...]], "tuple[dict[str, Any], int] | None"]
+PlainRequest = Callable[
+    [bytes, int, Any, tuple[Any, ...]], "tuple[dict[str, Any], int, bytes | None] | None"
+]
 fast_scope: FastScope | None
 plain_request: PlainRequest | None
 try:  # the C accelerator (setup.py); optional: the rules below build every scope without it

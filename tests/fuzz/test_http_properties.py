@@ -110,11 +110,12 @@ def test_raw_bytes_are_refused_with_one_4xx_and_never_raise(stream: bytes, cuts:
     check_http_stream(stream, cuts)
 
 
-# Plain heads, the C accelerator's parser-free path (http._speedups.plain_request): mostly
-# complete bodyless GETs the rules pass, over alphabets that reach every byte class it must
-# leave to llhttp (controls, DEL, obs-text, "#", "%", bare CR or LF, obs-fold, whitespace
-# around values), in pipelined runs with POSTs between them and cut anywhere. check_http_stream
-# holds the connection to the same scopes and bytes as without the accelerator.
+# Plain requests, the C accelerator's parser-free path (http._speedups.plain_request): mostly
+# complete bodyless GETs the rules pass and POSTs with a Content-Length body (true or not),
+# over alphabets that reach every byte class it must leave to llhttp (controls, DEL,
+# obs-text, "#", "%", bare CR or LF, obs-fold, whitespace around values), in pipelined runs
+# cut anywhere. check_http_stream holds the connection to the same scopes and bytes as
+# without the accelerator.
 edge_bytes = st.sampled_from(list(b'\x00\t\x0b\x0c\r\n "#%<>\\^`{|}\x7f\x80\xe9\xff'))
 plain_byte = st.integers(0x21, 0x7E) | edge_bytes
 plain_value = mostly(
@@ -144,8 +145,12 @@ def plain_requests(draw: st.DrawFn) -> bytes:
         lines.append(name + sep + value + draw(mostly(st.just(b"\r\n"), header_bytes)))
     lead = draw(st.sampled_from([b"", b"", b"", b"\r\n"]))
     head = lead + method + b" " + target + b" HTTP/1.1\r\n" + b"".join(lines) + b"\r\n"
-    if draw(st.integers(0, 5)) == 0:
-        head += b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+    if draw(st.integers(0, 3)) == 0:
+        body = draw(st.binary(max_size=40) | st.just(b"GET / HTTP/1.1\r\n") | st.just(b"z" * 5000))
+        length = draw(
+            mostly(st.just(b"%d" % len(body)), st.sampled_from([b"0%d" % len(body), b"1"]))
+        )
+        head += b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n" + body
     return head
 
 

@@ -219,7 +219,7 @@ def _python_head_rules() -> Iterator[None]:
 
 
 async def fuzz_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Reads the whole body and answers with its length; accepts WebSockets and echoes."""
+    """Reads the whole body and answers with its length and CRC; accepts WebSockets and echoes."""
     if _recorded_scopes is not None and scope["type"] == "http":
         _recorded_scopes.append(list(scope.items()))
     if scope["type"] == "websocket":
@@ -231,15 +231,16 @@ async def fuzz_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             await send({**message, "type": "websocket.send"})
-    size = 0
+    size = crc = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
-        size += len(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size, crc = size + len(chunk), zlib.crc32(chunk, crc)
         if not message.get("more_body"):
             break
-    body = b"got %d" % size
+    body = b"got %d %08x" % (size, crc)  # the same bytes in any chunking
     await send(
         {
             "type": "http.response.start",
