@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn, cast
 
 import httptools
 
-from krandog_asgi.http.cycle import HIGH_WATER, RequestCycle, RequestState, ResponseState
+from krandog_asgi.http.cycle import RequestCycle, RequestState, ResponseState
 from krandog_asgi.http.gather import GatheredWrites
 from krandog_asgi.http.request_head import (
     FAST_CONSTANTS,
@@ -461,10 +461,7 @@ class HTTPProtocol(WriteFlowControl, asyncio.Protocol):
             cycle = RequestCycle(self, scope, keep_alive, False)
             cycle.request_state = _COMPLETE
             if body:
-                cycle.body.append(body)
-                cycle.received = cycle.body_size = len(body)
-                if cycle.body_size > HIGH_WATER:
-                    self.pause_reading()  # as RequestCycle.on_body: resumed by receive()
+                cycle.on_body(body)  # (its limit check passes: plain_request checked it)
             if self.cycle is None:
                 self.cycle = self.starting = cycle
             else:

@@ -21,6 +21,7 @@ import pytest
 from krandog_asgi import http_protocol
 from krandog_asgi.http import cycle as cycle_module, request_head
 from krandog_asgi.http.request_head import read_request_head_py
+from tests.apps.http_app import read_body
 from tests.http.test_cycle import OK_HEAD, connect, ok_app, settle
 from tests.http.test_request_head import context
 from tests.support.fakes import FakeClockLoop, run_with_fake_clock
@@ -348,12 +349,7 @@ def test_a_head_the_parser_has_begun_is_never_read_again_from_the_next_read(
 
 
 async def echo_app(scope: Any, receive: Any, send: Any) -> None:
-    body = b""
-    while True:
-        event = await receive()
-        body += event.get("body", b"")
-        if not event.get("more_body"):
-            break
+    body, _ = await read_body(receive)
     length = b"%d" % len(body)
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]}
