@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from http import HTTPStatus
 from typing import Any
@@ -177,6 +178,33 @@ async def h_stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
             {"type": "http.response.body", "body": bytes([97 + i % 26]) * size, "more_body": True}
         )
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def random_body(seed: int, size: int) -> bytes:
+    """The bytes ``/random`` sends, which a test can make again to compare."""
+    return random.Random(seed).randbytes(size)
+
+
+async def h_random(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """``/random?sizes=a,b,c&seed=s``: ``random_body(s, a+b+c)`` in chunks of those sizes;
+    ``cl=1`` with its Content-Length (else chunked), ``reuse=1`` from one bytearray the app
+    overwrites after every ``send`` (as an app reusing a read buffer does)."""
+    sizes = [int(x) for x in q(scope, "sizes", "65536").split(",")]
+    body = random_body(int(q(scope, "seed", "1")), sum(sizes))
+    headers = [(b"content-type", b"application/octet-stream")]
+    if q(scope, "cl") == "1":
+        headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    reuse = q(scope, "reuse") == "1"
+    pos = 0
+    for size in sizes:
+        chunk: bytes | bytearray = body[pos : pos + size]
+        if reuse:
+            chunk = bytearray(chunk)
+        pos += size
+        await send({"type": "http.response.body", "body": chunk, "more_body": pos < len(body)})
+        if reuse:
+            chunk[:] = b"\0" * len(chunk)
 
 
 async def h_status(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -512,6 +540,7 @@ ROUTES = {
     "/messages": h_messages,
     "/no-read": h_no_read,
     "/stream": h_stream,
+    "/random": h_random,
     "/slow": h_slow,
     "/headers": h_headers,
     "/bad-status": h_bad_status,
