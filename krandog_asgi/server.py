@@ -122,6 +122,8 @@ class Server:
                 await self._shutdown(state)
                 await self._lifespan_shutdown(lifespan)
                 state.stop_ticking()
+                if state.access_lines is not None:
+                    state.access_lines.flush()  # the last lines, before "Finished"
                 if bound_here:
                     remove_unix_socket(bound_here)
         logger.info("Finished server process [%d]", os.getpid())

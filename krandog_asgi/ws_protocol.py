@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["Phase", "WebSocketProtocol"]
 
 logger = logging.getLogger("krandog_asgi.error")
-access_logger = logging.getLogger("krandog_asgi.access")
 
 ASGI_WS_VERSION = {"version": "3.0", "spec_version": "2.5"}
 PENDING_LIMIT = 64 * 1024  # bytes a client may send before the app accepts, before we stop reading
@@ -289,7 +288,7 @@ class WebSocketProtocol(WebSocketIO):
         path = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("latin-1")
-        access_logger.info('%s - "WebSocket %s" %s', client_s, escape_for_log(path), outcome)
+        self.state.log_access('%s - "WebSocket %s" %s', client_s, escape_for_log(path), outcome)
 
     def handshake_done(self) -> None:
         """Wake a ``receive`` that was waiting for the handshake to be answered."""

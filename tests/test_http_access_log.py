@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -152,3 +153,37 @@ def test_status_text_has_the_reason_phrase() -> None:
     assert status_text(404) == "404 Not Found"
     assert status_text(413) == "413 Content Too Large"  # RFC 9110's name
     assert status_text(299) == "299"  # no phrase for an unregistered code
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-worker", "two-workers"])
+def test_every_line_of_a_burst_is_written_once_and_whole(serve, workers: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Under load the lines are written in batches (process.access_lines): none lost, none
+    doubled, none cut or mixed with another, even with two workers writing to one pipe."""
+    srv = serve("http_app:app", *workers)
+    per_conn, conns = 150, 8
+
+    def burst(c: int) -> None:
+        with Conn(srv.port) as conn:
+            for i in range(0, per_conn, 10):  # ten pipelined requests a write
+                conn.send(b"".join(get(f"/log/burst?c={c}&i={i + k}") for k in range(10)))
+                for _ in range(10):
+                    assert conn.read_response().status == 200
+
+    threads = [threading.Thread(target=burst, args=(c,)) for c in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    expected = {f"/log/burst?c={c}&i={i}" for c in range(conns) for i in range(per_conn)}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [line for line in srv.lines if "/log/burst" in line]
+        if len(lines) >= len(expected):
+            break
+        time.sleep(0.05)
+    paths = []
+    for line in lines:
+        m = LINE.fullmatch(line.rstrip("\n"))
+        assert m is not None, f"a cut or mixed line: {line!r}"
+        paths.append(m.group("path"))
+    assert sorted(paths) == sorted(expected)  # each exactly once

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "RequestCycle", "RequestState", "ResponseState"]
 
 logger = logging.getLogger("krandog_asgi.error")
-access_logger = logging.getLogger("krandog_asgi.access")
 
 HIGH_WATER = 64 * 1024  # request body bytes buffered before we stop reading the socket
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -355,7 +354,7 @@ class RequestCycle(ResponseWriter):
         # perf_counter, not loop.time(): uvloop's clock has millisecond steps, which made
         # every fast request "0.0ms" or "1.0ms".
         duration = (time.perf_counter() - self.start_time) * 1000.0
-        access_logger.info(
+        self.protocol.state.log_access(
             '%s - "%s %s HTTP/%s" %s %d %s',
             client_s,
             scope["method"],

@@ -16,6 +16,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 
 from krandog_asgi.config import Config
+from krandog_asgi.process.access_lines import AccessLines
 from krandog_asgi.process.admission import Admission
 from krandog_asgi.process.sharing import Sharing
 
@@ -52,6 +53,7 @@ class ServerState:
     """Everything a protocol instance reads from its server; one per worker process."""
 
     __slots__ = (
+        "access_lines",
         "access_log",
         "admission",
         "app",
@@ -97,6 +99,8 @@ class ServerState:
         self.sharing = Sharing()  # equal values of long-lived scopes held once
         self.shutting_down = False
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
+        # Batched access lines while logging is set up as by default (else None: ``logging``).
+        self.access_lines = AccessLines.for_default_setup(loop) if self.access_log else None
         self.keep_alive = config.timeout_keep_alive > 0
         # How long an idle connection lives: with keep-alive off, a connection that has not
         # sent its first request yet gets the header deadline instead.
@@ -180,6 +184,14 @@ class ServerState:
                     conn.on_write_stall(stalled)
                 except Exception:
                     logger.exception("Error in connection timer")
+
+    def log_access(self, fmt: str, *args: object) -> None:
+        """One access line, as ``access_logger.info(fmt, *args)`` would write it."""
+        lines = self.access_lines
+        if lines is not None and lines.usable():
+            lines.add(fmt % args)
+        else:
+            access_logger.info(fmt, *args)
 
     def flush_heads(self) -> None:
         pending, self.pending_heads = self.pending_heads, []
