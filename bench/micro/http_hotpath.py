@@ -1,11 +1,12 @@
 """Per-request Python cost of the HTTP path with no sockets: a fake transport, a real event loop.
 
-    python bench/micro/http_hotpath.py [--profile] [--requests N] [--post]
+    python bench/micro/http_hotpath.py [--profile] [--requests N] [--post] [--access-log FILE]
 
 Feeds keep-alive GET requests (``--post``: 16 KiB uploads, echoed back) to ``HTTPProtocol`` on
 64 fake connections, lets the ASGI tasks run, and reports microseconds of CPU per request.
 Syscalls are excluded, so this isolates the server's own Python work (what the ASGI layer costs
-over a raw protocol).
+over a raw protocol). ``--access-log FILE`` turns the access log on, set up as the server sets it
+up by default, writing to FILE (e.g. /dev/null): what a line costs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import sys
 import time
 from typing import Any
 
@@ -21,6 +23,7 @@ import uvloop
 
 from krandog_asgi.config import Config
 from krandog_asgi.http_protocol import HTTPProtocol
+from krandog_asgi.process.logs import configure_logging
 from krandog_asgi.process.state import ServerState
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
@@ -82,8 +85,10 @@ class FakeTransport:
         pass
 
 
-async def run(requests: int, conns: int, request: bytes = REQUEST) -> float:
-    config = Config(app=app, access_log=False)
+async def run(
+    requests: int, conns: int, request: bytes = REQUEST, access_log: bool = False
+) -> float:
+    config = Config(app=app, access_log=access_log)
     config.load()
     state = ServerState(config, app, asyncio.get_running_loop())
     protos = []
@@ -108,19 +113,26 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--post", action="store_true", help="16 KiB uploads echoed back")
+    ap.add_argument("--access-log", metavar="FILE", help="log every request to FILE")
     args = ap.parse_args()
     request = POST if args.post else REQUEST
+    logged = args.access_log is not None
+    if logged:
+        sys.stdout = open(args.access_log, "w")  # noqa: SIM115 (open until the process ends)
+        configure_logging("info", True, use_colors=False)
     loop = uvloop.new_event_loop()
-    loop.run_until_complete(run(10_000, 64, request))
+    loop.run_until_complete(run(10_000, 64, request, logged))
     if args.profile:
         pr = cProfile.Profile()
         pr.enable()
-        loop.run_until_complete(run(args.requests, 64, request))
+        loop.run_until_complete(run(args.requests, 64, request, logged))
         pr.disable()
-        pstats.Stats(pr).sort_stats("tottime").print_stats(20)
+        pstats.Stats(pr, stream=sys.__stdout__).sort_stats("tottime").print_stats(20)
     else:
-        us = min(loop.run_until_complete(run(args.requests, 64, request)) for _ in range(3))
-        print(f"{us:.2f} us per request (CPU, no syscalls)")
+        us = min(
+            loop.run_until_complete(run(args.requests, 64, request, logged)) for _ in range(3)
+        )
+        print(f"{us:.2f} us per request (CPU, no syscalls)", file=sys.__stdout__)
 
 
 if __name__ == "__main__":
