@@ -129,9 +129,7 @@ def main() -> None:
         pr.disable()
         pstats.Stats(pr, stream=sys.__stdout__).sort_stats("tottime").print_stats(20)
     else:
-        us = min(
-            loop.run_until_complete(run(args.requests, 64, request, logged)) for _ in range(3)
-        )
+        us = min(loop.run_until_complete(run(args.requests, 64, request, logged)) for _ in range(3))
         print(f"{us:.2f} us per request (CPU, no syscalls)", file=sys.__stdout__)
 
 
