@@ -51,11 +51,12 @@ class AccessLines:
         assert isinstance(handler, logging.StreamHandler)
         return cls(loop, handler)
 
-    def usable(self) -> bool:
-        """Our handler is still the only way out, unchanged: else ``logging`` must see it."""
+    def add(self, fmt: str, args: tuple[object, ...]) -> bool:
+        """Batch the line ``fmt % args``; False, doing nothing, once ``logging`` must see it:
+        our handler is no longer the only way out, or no longer as we set it up."""
         handlers = access_logger.handlers
         handler = self.handler
-        return (
+        if not (
             len(handlers) == 1
             and handlers[0] is handler
             and handler.formatter is self.formatter
@@ -64,10 +65,9 @@ class AccessLines:
             and not access_logger.disabled
             and handler.level <= logging.INFO
             and access_logger.isEnabledFor(logging.INFO)
-        )
-
-    def add(self, message: str) -> None:
-        line = self.prefix + message + "\n"
+        ):
+            return False
+        line = self.prefix + fmt % args + "\n"
         # Bytes once encoded: a character is one in ASCII, at most four in UTF-8.
         size = len(line) if line.isascii() else 4 * len(line)
         if not self.lines:
@@ -76,6 +76,7 @@ class AccessLines:
             self.flush()  # (the callback then writes the lines from this one on)
         self.lines.append(line)
         self.size += size
+        return True
 
     def flush(self) -> None:
         lines = self.lines

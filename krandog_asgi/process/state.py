@@ -188,9 +188,7 @@ class ServerState:
     def log_access(self, fmt: str, *args: object) -> None:
         """One access line, as ``access_logger.info(fmt, *args)`` would write it."""
         lines = self.access_lines
-        if lines is not None and lines.usable():
-            lines.add(fmt % args)
-        else:
+        if lines is None or not lines.add(fmt, args):
             access_logger.info(fmt, *args)
 
     def flush_heads(self) -> None:
