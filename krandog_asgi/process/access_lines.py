@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import select
+from typing import TextIO
+
+from krandog_asgi.process.logs import is_default_handler
 
 __all__ = ["AccessLines"]
 
@@ -31,7 +34,9 @@ class AccessLines:
 
     __slots__ = ("formatter", "handler", "lines", "loop", "prefix", "size")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, handler: logging.StreamHandler[TextIO]
+    ) -> None:
         self.loop = loop
         self.handler = handler
         self.formatter = handler.formatter
@@ -47,7 +52,7 @@ class AccessLines:
         """One for this loop if the access logger is set up as ``configure_logging`` does by
         default, else None (every line then goes through ``logging``)."""
         handlers = access_logger.handlers
-        if len(handlers) != 1 or not getattr(handlers[0], "_krandog", False):
+        if len(handlers) != 1 or not is_default_handler(handlers[0]):
             return None
         handler = handlers[0]
         assert isinstance(handler, logging.StreamHandler)

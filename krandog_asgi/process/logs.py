@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["LOG_LEVELS", "configure_logging"]
+__all__ = ["LOG_LEVELS", "configure_logging", "is_default_handler"]
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
@@ -19,6 +19,11 @@ LOG_LEVELS = {
     "debug": logging.DEBUG,
     "trace": 5,
 }
+
+
+def is_default_handler(handler: logging.Handler) -> bool:
+    """Whether ``configure_logging`` installed ``handler`` (and may replace it)."""
+    return getattr(handler, "_krandog", False) is True
 
 
 class _Formatter(logging.Formatter):
@@ -79,7 +84,7 @@ def configure_logging(
         ):
             log = logging.getLogger(name)
             for handler in list(log.handlers):
-                if getattr(handler, "_krandog", False):
+                if is_default_handler(handler):
                     log.removeHandler(handler)
             handler = logging.StreamHandler(stream)
             handler._krandog = True  # type: ignore[attr-defined]

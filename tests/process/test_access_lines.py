@@ -18,7 +18,7 @@ import uvloop
 
 from krandog_asgi.config import Config
 from krandog_asgi.process.access_lines import BATCH_LIMIT, AccessLines
-from krandog_asgi.process.logs import configure_logging
+from krandog_asgi.process.logs import configure_logging, is_default_handler
 from krandog_asgi.process.state import ServerState
 
 FORMAT = '%s - "%s %s HTTP/%s" %s %d %s'
@@ -66,7 +66,7 @@ def run(main: Callable[[asyncio.AbstractEventLoop], object]) -> None:
     """Run ``main`` with the access logger as the server has it: our handler alone (pytest's
     log capture attaches its own to every logger that does not propagate)."""
     log = logging.getLogger("krandog_asgi.access")
-    log.handlers[:] = [h for h in log.handlers if getattr(h, "_krandog", False)]
+    log.handlers[:] = [h for h in log.handlers if is_default_handler(h)]
 
     async def outer() -> None:
         result = main(asyncio.get_running_loop())
